@@ -6,19 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::FlowError;
 
 /// How one stream draws its training times in `[0, 1]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimeSampler {
     /// `t ~ U(0, 1)` (scDFM and the CCFM plan).
+    #[default]
     Uniform,
     /// `t = sigmoid(n)`, `n ~ N(mean, std^2)` (Latent Forcing: expression -0.4/0.8, latent -1.2/1.0).
     LogitNormal { mean: f64, std: f64 },
-}
-
-impl Default for TimeSampler {
-    fn default() -> Self {
-        Self::Uniform
-    }
 }
 
 impl TimeSampler {

@@ -92,7 +92,7 @@ fn logit_normal_has_the_right_median() {
     let mut t = values(TimeSampler::LogitNormal { mean, std }.sample::<B>(20_001, &device));
     t.sort_by(f32::total_cmp);
     let median = t[10_000] as f64;
-    let expected = 1.0 / (1.0 + (-mean as f64).exp());
+    let expected = 1.0 / (1.0 + (-mean).exp());
     assert!(
         (median - expected).abs() < 0.01,
         "median {median} vs {expected}"

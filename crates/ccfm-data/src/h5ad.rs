@@ -1,0 +1,171 @@
+//! Reading the layout of `.h5ad` files (anndata >= 0.8 on-disk format).
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{VarLenAscii, VarLenUnicode};
+use hdf5::{File, Group, Location};
+
+use crate::DataError;
+
+/// What an `.h5ad` file holds, read without loading the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H5adSummary {
+    pub n_obs: usize,
+    pub n_vars: usize,
+    /// `array` (dense), `csr_matrix` or `csc_matrix`.
+    pub x_encoding: String,
+    /// Stored element type of X's values, e.g. `float32`.
+    pub x_dtype: String,
+    /// Non-zeros stored (sparse X) or `n_obs * n_vars` (dense X).
+    pub x_stored: usize,
+    /// `obs` columns in their stored order.
+    pub obs_columns: Vec<String>,
+    /// `var` columns in their stored order.
+    pub var_columns: Vec<String>,
+    /// Names under `layers/`.
+    pub layers: Vec<String>,
+}
+
+/// Read a string attribute stored either as UTF-8 or ASCII variable-length string.
+fn string_attr(loc: &Location, name: &str) -> Option<String> {
+    let attr = loc.attr(name).ok()?;
+    if let Ok(v) = attr.read_scalar::<VarLenUnicode>() {
+        return Some(v.as_str().to_string());
+    }
+    attr.read_scalar::<VarLenAscii>()
+        .ok()
+        .map(|v| v.as_str().to_string())
+}
+
+/// Read a 1-D string-array attribute (e.g. `column-order`); an empty or absent one gives `[]`.
+fn string_list_attr(loc: &Location, name: &str) -> Vec<String> {
+    let Ok(attr) = loc.attr(name) else {
+        return Vec::new();
+    };
+    if let Ok(v) = attr.read_raw::<VarLenUnicode>() {
+        return v.iter().map(|s| s.as_str().to_string()).collect();
+    }
+    attr.read_raw::<VarLenAscii>()
+        .map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn dtype_name(ds: &hdf5::Dataset) -> String {
+    use hdf5::types::{FloatSize, TypeDescriptor as T};
+    match ds.dtype().and_then(|d| d.to_descriptor()) {
+        Ok(T::Float(FloatSize::U4)) => "float32".into(),
+        Ok(T::Float(FloatSize::U8)) => "float64".into(),
+        Ok(T::Integer(s)) => format!("int{}", s as usize * 8),
+        Ok(T::Unsigned(s)) => format!("uint{}", s as usize * 8),
+        Ok(T::Boolean) => "bool".into(),
+        Ok(other) => other.to_string(),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// The number of rows of a dataframe group (`obs` or `var`): the length of its index.
+fn dataframe_rows(path: &Path, group: &Group, name: &str) -> Result<usize, DataError> {
+    let index = string_attr(group, "_index").ok_or_else(|| DataError::Missing {
+        path: path.to_path_buf(),
+        field: format!("{name}/@_index"),
+        hint: "a dataframe group names its index column in the `_index` attribute",
+    })?;
+    let ds = group.dataset(&index).map_err(|_| DataError::Missing {
+        path: path.to_path_buf(),
+        field: format!("{name}/{index}"),
+        hint: "the index column named by `_index`",
+    })?;
+    Ok(ds.shape().first().copied().unwrap_or(0))
+}
+
+impl H5adSummary {
+    /// Read the layout of the `.h5ad` at `path`.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = path.as_ref();
+        let p = || -> PathBuf { path.to_path_buf() };
+        if !path.exists() {
+            return Err(DataError::NotFound { path: p() });
+        }
+        let file = File::open(path).map_err(|source| DataError::Open { path: p(), source })?;
+        let group = |name: &str, hint: &'static str| {
+            file.group(name).map_err(|_| DataError::Missing {
+                path: p(),
+                field: name.to_string(),
+                hint,
+            })
+        };
+        let obs = group("obs", "every AnnData file has an `obs` dataframe")?;
+        let var = group("var", "every AnnData file has a `var` dataframe")?;
+        let n_obs = dataframe_rows(path, &obs, "obs")?;
+        let n_vars = dataframe_rows(path, &var, "var")?;
+
+        let (x_encoding, x_dtype, x_stored, shape) = if let Ok(ds) = file.dataset("X") {
+            let shape = ds.shape();
+            let stored = shape.iter().product();
+            ("array".to_string(), dtype_name(&ds), stored, shape)
+        } else if let Ok(x) = file.group("X") {
+            let encoding = string_attr(&x, "encoding-type").unwrap_or_default();
+            if encoding != "csr_matrix" && encoding != "csc_matrix" {
+                return Err(DataError::UnsupportedEncoding {
+                    path: p(),
+                    field: "X".into(),
+                    encoding,
+                    supported: "array, csr_matrix, csc_matrix",
+                });
+            }
+            let shape: Vec<usize> = x
+                .attr("shape")
+                .and_then(|a| a.read_raw::<i64>())
+                .map(|v| v.into_iter().map(|d| d.max(0) as usize).collect())
+                .map_err(|e| DataError::Malformed {
+                    path: p(),
+                    field: "X/@shape".into(),
+                    detail: e.to_string(),
+                })?;
+            let data = x.dataset("data").map_err(|_| DataError::Missing {
+                path: p(),
+                field: "X/data".into(),
+                hint: "a sparse matrix stores its values in `data`",
+            })?;
+            let stored = data.shape().first().copied().unwrap_or(0);
+            (encoding, dtype_name(&data), stored, shape)
+        } else {
+            return Err(DataError::Missing {
+                path: p(),
+                field: "X".into(),
+                hint: "the expression matrix; write it with anndata",
+            });
+        };
+        if shape.len() != 2 || shape[0] != n_obs || shape[1] != n_vars {
+            return Err(DataError::Malformed {
+                path: p(),
+                field: "X".into(),
+                detail: format!("shape {shape:?} does not match obs ({n_obs}) x var ({n_vars})"),
+            });
+        }
+        let layers = match file.group("layers") {
+            Ok(g) => {
+                let mut v = g.member_names().unwrap_or_default();
+                v.sort();
+                v
+            }
+            Err(_) => Vec::new(),
+        };
+        Ok(Self {
+            n_obs,
+            n_vars,
+            x_encoding,
+            x_dtype,
+            x_stored,
+            obs_columns: string_list_attr(&obs, "column-order"),
+            var_columns: string_list_attr(&var, "column-order"),
+            layers,
+        })
+    }
+
+    /// Fraction of stored entries, `x_stored / (n_obs n_vars)`.
+    pub fn density(&self) -> f64 {
+        let total = (self.n_obs * self.n_vars).max(1);
+        self.x_stored as f64 / total as f64
+    }
+}
