@@ -1,6 +1,67 @@
-//! Tensor layers of CCFM, each a Burn `Config` + `Module` pair generic over the backend, with
-//! field names that mirror the reference checkpoints: the scDFM blocks (value and gene
-//! encoders, timestep embedder, GeneadaLN, differential attention, perceiver blocks, expression
-//! decoder) and the latent stream (latent embedder and decoder).
+//! Tensor layers of CCFM. Each block is a Burn `Config` + `Module` pair with `init(&device)`,
+//! generic over the backend, with field names that mirror the reference checkpoints
+//! (a PyTorch `nn.Sequential` position `name.N` becomes the field `name_N`; see [`checkpoint`]).
 //!
-//! The layers are written and parity-tested in the issue "ccfm-layers + ccfm-model".
+//! | module | blocks |
+//! |---|---|
+//! | [`value_encoder`] | `ContinuousValueEncoder` |
+//! | [`timestep`] | `TimestepEmbedder` (sinusoid of raw t, cos first) |
+//! | [`gene_encoder`] | `GeneEncoder` (embedding + LayerNorm + co-expression masked cross-attention), `BatchLabelEncoder` |
+//! | [`adaln`] | `GeneadaLN`, [`adaln::modulate`] |
+//! | [`norm`] | `RmsNorm`, [`norm::layer_norm_plain`] (no affine) |
+//! | [`diff_attn`] | `MultiheadDiffAttn` (differential attention, both `cross` modes) |
+//! | [`blocks`] | `DifferentialTransformerBlock`, `DiffPerceiverBlock`, timm-style `Mlp` |
+//! | [`heads`] | `ExprDecoder`, `AdapterLayer`, `FusionLayer` |
+//! | [`checkpoint`] | loading scDFM state dicts (safetensors) into these modules |
+//!
+//! Every `Linear` is initialised like scDFM: xavier-uniform weight, zero bias ([`linear`]).
+
+pub mod adaln;
+pub mod blocks;
+pub mod checkpoint;
+pub mod diff_attn;
+pub mod gene_encoder;
+pub mod heads;
+pub mod norm;
+pub mod timestep;
+pub mod value_encoder;
+
+pub use adaln::{modulate, GeneadaLN, GeneadaLNConfig};
+pub use blocks::{
+    DiffPerceiverBlock, DiffPerceiverBlockConfig, DifferentialTransformerBlock,
+    DifferentialTransformerBlockConfig, Mlp, MlpConfig,
+};
+pub use checkpoint::{load_scdfm_safetensors, LoadError, LoadReport};
+pub use diff_attn::{lambda_init, MultiheadDiffAttn, MultiheadDiffAttnConfig};
+pub use gene_encoder::{
+    BatchLabelEncoder, BatchLabelEncoderConfig, CoexpressionMask, GeneEncoder, GeneEncoderConfig,
+};
+pub use heads::{
+    AdapterLayer, AdapterLayerConfig, ExprDecoder, ExprDecoderConfig, FusionLayer,
+    FusionLayerConfig,
+};
+pub use norm::{layer_norm_plain, RmsNorm, RmsNormConfig};
+pub use timestep::{timestep_frequency_embedding, TimestepEmbedder, TimestepEmbedderConfig};
+pub use value_encoder::{ContinuousValueEncoder, ContinuousValueEncoderConfig};
+
+use burn::module::Param;
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::{backend::Backend, Tensor};
+
+/// A `Linear(d_input -> d_output)` initialised as scDFM does for every `nn.Linear`:
+/// xavier-uniform weight and a zero bias.
+pub fn linear<B: Backend>(
+    d_input: usize,
+    d_output: usize,
+    bias: bool,
+    device: &B::Device,
+) -> Linear<B> {
+    let mut l = LinearConfig::new(d_input, d_output)
+        .with_bias(bias)
+        .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+        .init(device);
+    if bias {
+        l.bias = Some(Param::from_tensor(Tensor::zeros([d_output], device)));
+    }
+    l
+}

@@ -1,0 +1,337 @@
+//! The whole scDFM model against the official code (fixtures 08a, 08b, 09, 11 in
+//! `../shared/fixtures/scdfm` or `$CCFM_SCDFM_FIXTURES`): forward with every intermediate,
+//! torchdiffeq's RK4 integration of it, and the training loss with the gradient of every
+//! parameter.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+use ccfm_flow::{
+    integrate, median_sigmas, mmd2_unbiased_multi_sigma, AffineProbPath, CondOt, OdeMethod,
+    TimeGrid, SCDFM_SIGMA_SCALES,
+};
+use ccfm_layers::checkpoint::scdfm_key_remapper;
+use ccfm_layers::{load_scdfm_safetensors, CoexpressionMask};
+use ccfm_model::{CascadedFlowModel, CascadedFlowModelConfig, ModelTrace, PerturbationKind};
+use ccfm_testkit::{assert_close, available, scdfm_fixture_dir, values, Fixture};
+
+type B = Flex;
+type AD = Autodiff<Flex>;
+const TOL: f32 = 1e-5;
+
+fn fixture(case: &str) -> Option<(Fixture, PathBuf)> {
+    let dir = scdfm_fixture_dir();
+    let path = dir.join(format!("{case}.safetensors"));
+    available(&path, case).then(|| (Fixture::load(&dir, case), path))
+}
+
+struct Case<Bk: Backend> {
+    model: CascadedFlowModel<Bk>,
+    mask: CoexpressionMask<Bk>,
+    gene_ids: Tensor<Bk, 1, Int>,
+    ctrl: Tensor<Bk, 2>,
+    pert: Tensor<Bk, 2, Int>,
+}
+
+/// The fixture model (ntoken 26, d 32, 4 heads, 4 layers) with its parameters loaded.
+/// Dropout is set to 0: the fixtures were recorded in eval mode, and Burn applies dropout on
+/// autodiff backends.
+fn case<Bk: Backend>(f: &Fixture, path: &std::path::Path, kind: PerturbationKind) -> Case<Bk> {
+    let device = Default::default();
+    let mut model = CascadedFlowModelConfig::new(26, kind)
+        .with_d_model(32)
+        .with_nhead(4)
+        .with_dropout(0.0)
+        .init::<Bk>(&device);
+    let report = load_scdfm_safetensors(&mut model, path, "param.").unwrap();
+    let unused_params: Vec<&String> = report
+        .unused
+        .iter()
+        .filter(|k| !k.starts_with("input.") && !k.starts_with("output."))
+        .collect();
+    // Only the predict_p parameters are unused.
+    assert!(
+        unused_params
+            .iter()
+            .all(|k| k.starts_with("p_mask_embed") || k.starts_with("p_head")),
+        "{unused_params:?}"
+    );
+    let m = f.shape("input.mask_padded")[0];
+    let blocked = f
+        .bytes("input.mask_padded")
+        .iter()
+        .map(|&v| v != 0)
+        .collect();
+    let ids: Tensor<Bk, 2, Int> = f.int("input.gene_id", &device);
+    let t = ids.dims()[1];
+    Case {
+        model,
+        mask: CoexpressionMask::from_blocked(blocked, m, &device),
+        gene_ids: ids.slice([0..1, 0..t]).reshape([t]),
+        ctrl: f.float("input.ctrl", &device),
+        pert: f.int("input.perturbation_id", &device),
+    }
+}
+
+fn forward_matches(case_name: &str, kind: PerturbationKind) {
+    let Some((f, path)) = fixture(case_name) else {
+        return;
+    };
+    let c = case::<B>(&f, &path, kind);
+    let device = Default::default();
+    let mut trace = ModelTrace::default();
+    let v = c.model.forward_traced(
+        c.gene_ids.clone(),
+        f.float("input.x_t", &device),
+        f.float("input.t", &device),
+        c.ctrl.clone(),
+        c.pert.clone(),
+        &c.mask,
+        Some(&mut trace),
+    );
+    let check3 = |name: &str, t: &Option<Tensor<B, 3>>| {
+        assert_close(
+            name,
+            &values(t.clone().unwrap()),
+            f.f32s(&format!("output.{name}")),
+            TOL,
+        )
+    };
+    check3("gene_emb", &trace.gene_emb);
+    check3("value_emb_1", &trace.value_emb_1);
+    check3("value_emb_2", &trace.value_emb_2);
+    check3("fusion", &trace.fusion);
+    assert_close(
+        "t_emb",
+        &values(trace.t_emb.clone().unwrap()),
+        f.f32s("output.t_emb"),
+        TOL,
+    );
+    assert_close(
+        "pert_emb",
+        &values(trace.pert_emb.clone().unwrap()),
+        f.f32s("output.pert_emb"),
+        TOL,
+    );
+    for (i, [a, p, h]) in trace.layers.iter().enumerate() {
+        for (name, t) in [("adaln", a), ("adapter", p), ("block", h)] {
+            let key = format!("output.layer{i}.{name}");
+            assert_close(&key, &values(t.clone()), f.f32s(&key), TOL);
+        }
+    }
+    check3("decoder_in", &trace.decoder_in);
+    assert_close("velocity", &values(v), f.f32s("output.velocity"), TOL);
+}
+
+#[test]
+fn crispr_model_forward_matches_scdfm() {
+    forward_matches("08a_model_crisper", PerturbationKind::Crispr);
+}
+
+#[test]
+fn drug_model_forward_matches_scdfm() {
+    forward_matches("08b_model_drug", PerturbationKind::Drug);
+}
+
+#[test]
+fn rk4_integration_of_the_model_matches_torchdiffeq() {
+    let Some((f, path)) = fixture("09_odeint_rk4") else {
+        return;
+    };
+    let c = case::<B>(&f, &path, PerturbationKind::Crispr);
+    let device = Default::default();
+    let grid: Vec<f64> = f.f32s("input.t_grid").iter().map(|&t| t as f64).collect();
+    let grid = TimeGrid::new(grid).unwrap();
+    let b = c.ctrl.dims()[0];
+    let sol = integrate(
+        |x: Tensor<B, 2>, t| {
+            let tt = Tensor::<B, 1>::full([b], t, &device);
+            c.model.forward(
+                c.gene_ids.clone(),
+                x,
+                tt,
+                c.ctrl.clone(),
+                c.pert.clone(),
+                &c.mask,
+            )
+        },
+        f.float("input.x0", &device),
+        &grid,
+        OdeMethod::Rk4ThreeEighths,
+        true,
+    );
+    assert_eq!(sol.nfe, 16);
+    let traj: Vec<f32> = sol
+        .trajectory
+        .iter()
+        .flat_map(|x| values(x.clone()))
+        .collect();
+    assert_close("trajectory", &traj, f.f32s("output.traj"), TOL);
+    assert_close(
+        "final",
+        &values(sol.final_state.clone()),
+        f.f32s("output.final"),
+        TOL,
+    );
+    let clamped = sol.final_state.clamp_min(0.0);
+    assert_close(
+        "final clamped",
+        &values(clamped),
+        f.f32s("output.final_clamped"),
+        TOL,
+    );
+}
+
+/// Records each float parameter's gradient under its PyTorch key.
+struct GradCollector<'a, Bk: AutodiffBackend> {
+    grads: &'a Bk::Gradients,
+    path: Vec<(String, String)>,
+    out: HashMap<String, Option<Vec<f32>>>,
+}
+
+impl<Bk: AutodiffBackend> ModuleVisitor<Bk> for GradCollector<'_, Bk> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path
+            .push((name.to_string(), container_type.to_string()));
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
+        // Each path entry is (field name, type of the struct holding that field).
+        let (leaf, parent) = self.path.last().cloned().unwrap_or_default();
+        let prefix: Vec<&str> = self.path[..self.path.len().saturating_sub(1)]
+            .iter()
+            .map(|p| p.0.as_str())
+            .collect();
+        // Back to PyTorch names: LayerNorm gamma/beta are weight/bias; Linear weights transposed.
+        let leaf_torch = match (parent.as_str(), leaf.as_str()) {
+            ("Struct:LayerNorm", "gamma") => "weight".to_string(),
+            ("Struct:LayerNorm", "beta") => "bias".to_string(),
+            _ => leaf.clone(),
+        };
+        let key = if prefix.is_empty() {
+            leaf_torch
+        } else {
+            format!("{}.{leaf_torch}", prefix.join("."))
+        };
+        let grad = param.val().grad(self.grads).map(|g| {
+            let dims = g.dims();
+            let v = values(g);
+            if parent == "Struct:Linear" && D == 2 {
+                // (in, out) -> (out, in)
+                let (rows, cols) = (dims[0], dims[1]);
+                (0..rows * cols)
+                    .map(|k| v[(k % rows) * cols + k / rows])
+                    .collect()
+            } else {
+                v
+            }
+        });
+        self.out.insert(key, grad);
+    }
+}
+
+#[test]
+fn training_loss_and_every_gradient_match_scdfm() {
+    let Some((f, path)) = fixture("11_train_loss_grad") else {
+        return;
+    };
+    let c = case::<AD>(&f, &path, PerturbationKind::Crispr);
+    let device = Default::default();
+    let pathp = AffineProbPath::new(CondOt);
+    let x1: Tensor<AD, 2> = f.float("input.x1", &device);
+    let t: Tensor<AD, 1> = f.float("input.t", &device);
+    let s = pathp.sample(f.float("input.x0", &device), x1.clone(), t.clone());
+    assert_close("x_t", &values(s.x_t.clone()), f.f32s("output.x_t"), TOL);
+    assert_close("dx_t", &values(s.dx_t.clone()), f.f32s("output.dx_t"), TOL);
+    let v = c.model.forward(
+        c.gene_ids.clone(),
+        s.x_t.clone(),
+        t.clone(),
+        c.ctrl.clone(),
+        c.pert.clone(),
+        &c.mask,
+    );
+    assert_close(
+        "velocity",
+        &values(v.clone()),
+        f.f32s("output.velocity"),
+        TOL,
+    );
+    let loss_fm = (v.clone() - s.dx_t).powi_scalar(2).mean();
+    let x1_hat = pathp.endpoint_from_velocity(v, s.x_t, t);
+    assert_close(
+        "x1_hat",
+        &values(x1_hat.clone()),
+        f.f32s("output.x1_hat"),
+        TOL,
+    );
+    let sig = median_sigmas(x1.clone().inner(), &SCDFM_SIGMA_SCALES).unwrap();
+    let sigmas: Vec<f32> = sig.sigmas.iter().map(|&s| s as f32).collect();
+    assert_close("sigmas", &sigmas, f.f32s("output.sigmas"), TOL);
+    let mmd = mmd2_unbiased_multi_sigma(x1_hat, x1, &sig.sigmas).unwrap();
+    let loss = loss_fm.clone() + mmd.clone().mul_scalar(0.5);
+    assert_close("loss_fm", &values(loss_fm), f.f32s("output.loss_fm"), TOL);
+    assert_close("mmd2", &values(mmd), f.f32s("output.mmd2"), TOL);
+    assert_close("loss", &values(loss.clone()), f.f32s("output.loss"), TOL);
+
+    let grads = loss.backward();
+    let mut collector = GradCollector::<AD> {
+        grads: &grads,
+        path: Vec::new(),
+        out: HashMap::new(),
+    };
+    c.model.visit(&mut collector);
+    let remap = scdfm_key_remapper("output.grad.");
+    let mut compared = 0;
+    for name in f.names() {
+        let Some(torch_key) = name.strip_prefix("output.grad.") else {
+            continue;
+        };
+        let ours = remap_key(&remap, name);
+        let got = collector
+            .out
+            .get(&ours)
+            .unwrap_or_else(|| panic!("no parameter {ours} (torch {torch_key})"))
+            .clone()
+            .unwrap_or_else(|| panic!("{torch_key} received no gradient"));
+        assert_close(&format!("grad {torch_key}"), &got, f.f32s(name), TOL);
+        compared += 1;
+    }
+    // Exactly the parameters scDFM leaves without a gradient get none here.
+    let without: Vec<&String> = collector
+        .out
+        .iter()
+        .filter(|(_, g)| g.is_none())
+        .map(|(k, _)| k)
+        .collect();
+    let expected_without = f.json["config"]["params_without_grad"].as_array().unwrap();
+    for k in &without {
+        assert!(
+            expected_without
+                .iter()
+                .any(|e| e.as_str() == Some(k.as_str())),
+            "{k} got no gradient"
+        );
+    }
+    assert_eq!(
+        without.len(),
+        3,
+        "perturbation_embedder's 3 tensors only: {without:?}"
+    );
+    assert_eq!(compared + without.len(), collector.out.len());
+}
+
+/// Apply every pattern of `remap` to `key`, in order.
+fn remap_key(remap: &burn::store::KeyRemapper, key: &str) -> String {
+    let mut k = key.to_string();
+    for (re, to) in remap.to_regex_pairs() {
+        k = re.replace_all(&k, to.as_str()).into_owned();
+    }
+    k
+}
