@@ -11,6 +11,7 @@
 //! | `fusion_layer.{0,2,3}` | `fusion_layer.layer_{0,2,3}` |
 //! | `adapter_layer.i.{0,3}` | `adapter_layer.i.layer_{0,3}` |
 //! | `p_head.{0,1}` | `p_head_{0,1}` |
+//! | `latent_embedder.proj.{0,2}`, `latent_decoder.final.{0,1,3}` | `proj_{0,2}`, `final_{0,1,3}` |
 //!
 //! Linear weights are transposed and LayerNorm `weight`/`bias` become `gamma`/`beta` on the way
 //! in (Burn's PyTorch adapter). A key the module lacks is reported as unused; a parameter the
@@ -53,7 +54,7 @@ pub fn scdfm_key_remapper(strip_prefix: &str) -> KeyRemapper {
         "${1}${2}.layer_${3}.".into(),
     ));
     patterns.push((
-        r"(^|\.)(mlp|adaLN_modulation|fc|p_head)\.(\d+)\.".into(),
+        r"(^|\.)(mlp|adaLN_modulation|fc|p_head|proj|final)\.(\d+)\.".into(),
         "${1}${2}_${3}.".into(),
     ));
     KeyRemapper::from_patterns(patterns).expect("the remapping patterns are valid regexes")

@@ -12,6 +12,7 @@
 //! | [`diff_attn`] | `MultiheadDiffAttn` (differential attention, both `cross` modes) |
 //! | [`blocks`] | `DifferentialTransformerBlock`, `DiffPerceiverBlock`, timm-style `Mlp` |
 //! | [`heads`] | `ExprDecoder`, `AdapterLayer`, `FusionLayer` |
+//! | [`latent`] | `LatentEmbedder`, `LatentDecoder` (+ `AdaLnBlock`, `SelfAttention`): the CCFM latent stream |
 //! | [`checkpoint`] | loading scDFM state dicts (safetensors) into these modules |
 //!
 //! Every `Linear` is initialised like scDFM: xavier-uniform weight, zero bias ([`linear`]).
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod diff_attn;
 pub mod gene_encoder;
 pub mod heads;
+pub mod latent;
 pub mod norm;
 pub mod timestep;
 pub mod value_encoder;
@@ -39,6 +41,10 @@ pub use gene_encoder::{
 pub use heads::{
     AdapterLayer, AdapterLayerConfig, ExprDecoder, ExprDecoderConfig, FusionLayer,
     FusionLayerConfig,
+};
+pub use latent::{
+    AdaLnBlock, AdaLnBlockConfig, LatentDecoder, LatentDecoderConfig, LatentEmbedder,
+    LatentEmbedderConfig, SelfAttention,
 };
 pub use norm::{layer_norm_plain, RmsNorm, RmsNormConfig};
 pub use timestep::{timestep_frequency_embedding, TimestepEmbedder, TimestepEmbedderConfig};

@@ -31,4 +31,22 @@ pub struct CascadedFlowModelConfig {
     pub dropout: f64,
     #[config(default = 4.0)]
     pub mlp_ratio: f64,
+    /// The scGPT latent stream; `None` makes the model plain scDFM (`c = t_emb`, no latent
+    /// embedder or head).
+    #[config(default = "None")]
+    pub latent: Option<LatentStreamConfig>,
+}
+
+/// The latent stream of CCFM (architecture §4).
+#[derive(Config, Debug)]
+pub struct LatentStreamConfig {
+    /// Width of the per-gene scGPT features.
+    #[config(default = 512)]
+    pub scgpt_dim: usize,
+    /// `LatentEmbedder` bottleneck.
+    #[config(default = 128)]
+    pub bottleneck_dim: usize,
+    /// AdaLN blocks in the latent decoder head.
+    #[config(default = 2)]
+    pub dh_depth: usize,
 }

@@ -5,12 +5,19 @@
 //! adapter + differential perceiver block, expression decoder). With the latent stream off it
 //! *is* scDFM, checked against the official modules to 1e-5.
 //!
-//! The latent stream (scGPT features embedded and added to the tokens, a second time embedder in
-//! the conditioning, a latent decoder head) and the `CascadedDenoiser` are being added in the
-//! issue "ccfm-layers + ccfm-model".
+//! With the latent stream on (CCFM), `LatentEmbedder(z_t)` is added to the fused expression
+//! tokens, the conditioning becomes `c = t_expr_emb + t_latent_emb + pert_emb`, and a
+//! `LatentDecoder` head predicts the latent velocity. [`CascadedDenoiser`] holds the training
+//! objective (cascaded times, masked losses, MMD) and the two-stage sampler.
 
 pub mod config;
+pub mod denoiser;
+pub mod error;
 pub mod model;
 
-pub use config::{CascadedFlowModelConfig, PerturbationKind};
-pub use model::{CascadedFlowModel, ModelTrace};
+pub use config::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
+pub use denoiser::{
+    CascadedDenoiser, DenoiserConfig, Generated, LossParts, Prediction, TrainBatch,
+};
+pub use error::ModelError;
+pub use model::{CascadedFlowModel, LatentInput, ModelTrace};

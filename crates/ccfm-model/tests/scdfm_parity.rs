@@ -84,15 +84,17 @@ fn forward_matches(case_name: &str, kind: PerturbationKind) {
     let c = case::<B>(&f, &path, kind);
     let device = Default::default();
     let mut trace = ModelTrace::default();
-    let v = c.model.forward_traced(
+    let (v, no_latent) = c.model.forward_traced(
         c.gene_ids.clone(),
         f.float("input.x_t", &device),
         f.float("input.t", &device),
         c.ctrl.clone(),
         c.pert.clone(),
+        None,
         &c.mask,
         Some(&mut trace),
     );
+    assert!(no_latent.is_none());
     let check3 = |name: &str, t: &Option<Tensor<B, 3>>| {
         assert_close(
             name,

@@ -1,0 +1,21 @@
+//! Errors of the model layer.
+
+use ccfm_flow::FlowError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// A CCFM model (latent stream on) was given no scGPT target features.
+    #[error(
+        "the model has a latent stream: the batch needs `z_target` (B, T, scgpt_dim) features"
+    )]
+    MissingLatentTarget,
+    /// Inputs whose shapes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A setting out of range.
+    #[error("invalid setting `{name}`: {detail}")]
+    Config { name: &'static str, detail: String },
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+}
