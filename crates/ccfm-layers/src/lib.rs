@@ -54,6 +54,21 @@ use burn::module::Param;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::{backend::Backend, Tensor};
 
+/// Initialise every parameter of `module` now, in field order. Burn initialises parameters
+/// lazily, at their first use, drawing from the backend's random stream then; a model whose
+/// parameters are first touched inside a seeded generation or training step would consume that
+/// stream and make results depend on call order. Model constructors call this.
+pub fn materialize<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
+    struct Touch;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+    module
+}
+
 /// A `Linear(d_input -> d_output)` initialised as scDFM does for every `nn.Linear`:
 /// xavier-uniform weight and a zero bias.
 pub fn linear<B: Backend>(

@@ -65,7 +65,7 @@ impl CascadedFlowModelConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> CascadedFlowModel<B> {
         let d = self.d_model;
         let n = self.nlayers;
-        CascadedFlowModel {
+        let model = CascadedFlowModel {
             t_embedder: TimestepEmbedderConfig::new(d).init(device),
             perturbation_embedder: BatchLabelEncoderConfig::new(self.ntoken, d).init(device),
             fusion_layer: FusionLayerConfig::new(d).init(device),
@@ -114,7 +114,8 @@ impl CascadedFlowModelConfig {
                     .with_num_heads(self.nhead)
                     .init(device)
             }),
-        }
+        };
+        ccfm_layers::materialize(model)
     }
 }
 
