@@ -1,0 +1,163 @@
+//! scDFM's gene co-expression attention mask (`build_gene_coexpression_graph` +
+//! `sorted_pad_mask`): which vocabulary tokens each gene token may attend to in the gene
+//! encoder.
+//!
+//! 1. Expression is clipped at 0, `log1p`-transformed (again: scDFM applies it to
+//!    already-normalised data) and z-scored per gene (ddof 1; a zero std counts as 1).
+//! 2. Pearson correlation between genes; non-finite entries and zero-variance genes get 0,
+//!    the diagonal 1, values clipped to [-1, 1].
+//! 3. Each gene keeps its `k` strongest partners by |r| (itself excluded); ties go to the lower
+//!    gene index. Edge weights are |r| (`use_negative_edge`) or the signed r; the graph is
+//!    symmetrised with an element-wise max, so a signed negative edge survives only if mutual.
+//! 4. Blocked = no edge, except the diagonal. Rows and columns are reordered to the vocabulary's
+//!    gene order (sorted names) and 4 special tokens are prepended, each allowed only itself.
+
+use rayon::prelude::*;
+
+/// Settings of the co-expression graph.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoexpressionConfig {
+    /// Partners kept per gene (scDFM: 30).
+    pub top_k: usize,
+    /// Weight edges by |r| (true, scDFM's setting) or by the signed r.
+    pub use_negative_edge: bool,
+    /// Special tokens before the genes in the vocabulary (scDFM: 4).
+    pub n_specials: usize,
+}
+
+impl Default for CoexpressionConfig {
+    fn default() -> Self {
+        Self {
+            top_k: 30,
+            use_negative_edge: true,
+            n_specials: 4,
+        }
+    }
+}
+
+/// Per-gene z-scores of `log1p(max(x, 0))` for a row-major `(cells, genes)` matrix.
+fn standardise(x: &[f64], cells: usize, genes: usize) -> Vec<f64> {
+    let mut z: Vec<f64> = x.iter().map(|&v| v.max(0.0).ln_1p()).collect();
+    for g in 0..genes {
+        let mean = (0..cells).map(|c| z[c * genes + g]).sum::<f64>() / cells as f64;
+        let var = (0..cells)
+            .map(|c| (z[c * genes + g] - mean).powi(2))
+            .sum::<f64>()
+            / (cells as f64 - 1.0);
+        let sd = var.sqrt();
+        let sd = if sd == 0.0 || !sd.is_finite() {
+            1.0
+        } else {
+            sd
+        };
+        for c in 0..cells {
+            z[c * genes + g] = (z[c * genes + g] - mean) / sd;
+        }
+    }
+    z
+}
+
+/// The `(genes, genes)` Pearson correlation of the standardised expression (step 1-2), row-major.
+pub fn correlation(x: &[f64], cells: usize, genes: usize) -> Vec<f64> {
+    assert_eq!(x.len(), cells * genes, "expression must be cells x genes");
+    let z = standardise(x, cells, genes);
+    // Column-major copy so each gene's values are contiguous.
+    let mut cols = vec![0.0; cells * genes];
+    for c in 0..cells {
+        for g in 0..genes {
+            cols[g * cells + c] = z[c * genes + g];
+        }
+    }
+    let centred: Vec<(Vec<f64>, f64)> = (0..genes)
+        .into_par_iter()
+        .map(|g| {
+            let col = &cols[g * cells..(g + 1) * cells];
+            let mean = col.iter().sum::<f64>() / cells as f64;
+            let d: Vec<f64> = col.iter().map(|v| v - mean).collect();
+            let norm = d.iter().map(|v| v * v).sum::<f64>().sqrt();
+            (d, norm)
+        })
+        .collect();
+    let mut r = vec![0.0; genes * genes];
+    r.par_chunks_mut(genes).enumerate().for_each(|(i, row)| {
+        let (di, ni) = &centred[i];
+        for (j, out) in row.iter_mut().enumerate() {
+            let (dj, nj) = &centred[j];
+            *out = if i == j {
+                1.0
+            } else if *ni == 0.0 || *nj == 0.0 {
+                0.0
+            } else {
+                let v = di.iter().zip(dj).map(|(a, b)| a * b).sum::<f64>() / (ni * nj);
+                if v.is_finite() {
+                    v.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
+            };
+        }
+    });
+    r
+}
+
+/// The `(genes, genes)` blocked-mask in the input gene order (steps 3-4, before padding):
+/// `true` = may not attend.
+pub fn blocked_mask(corr: &[f64], genes: usize, cfg: &CoexpressionConfig) -> Vec<bool> {
+    let k = cfg.top_k.min(genes.saturating_sub(1));
+    let mut adj = vec![0.0f64; genes * genes];
+    for i in 0..genes {
+        let row = &corr[i * genes..(i + 1) * genes];
+        let mut order: Vec<usize> = (0..genes).filter(|&j| j != i).collect();
+        // Strongest |r| first; ties to the lower index (stable sort).
+        order.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
+        for &j in &order[..k] {
+            let w = if cfg.use_negative_edge {
+                row[j].abs()
+            } else {
+                row[j]
+            };
+            adj[i * genes + j] = w;
+        }
+    }
+    let mut blocked = vec![true; genes * genes];
+    for i in 0..genes {
+        for j in 0..genes {
+            let w = adj[i * genes + j].max(adj[j * genes + i]);
+            blocked[i * genes + j] = i != j && w == 0.0;
+        }
+    }
+    blocked
+}
+
+/// Reorder a `(genes, genes)` mask to sorted gene names (byte order, the vocabulary's) and
+/// prepend `n_specials` tokens that may attend only to themselves: `(G + n, G + n)`.
+pub fn sorted_pad_mask(blocked: &[bool], gene_names: &[String], n_specials: usize) -> Vec<bool> {
+    let g = gene_names.len();
+    let mut order: Vec<usize> = (0..g).collect();
+    order.sort_by(|&a, &b| gene_names[a].as_bytes().cmp(gene_names[b].as_bytes()));
+    let m = g + n_specials;
+    let mut out = vec![true; m * m];
+    for (ri, &src_r) in order.iter().enumerate() {
+        for (ci, &src_c) in order.iter().enumerate() {
+            out[(ri + n_specials) * m + ci + n_specials] = blocked[src_r * g + src_c];
+        }
+    }
+    for i in 0..m {
+        out[i * m + i] = false;
+    }
+    out
+}
+
+/// The whole mask from a row-major `(cells, genes)` training matrix and its gene names:
+/// `(G + n_specials)^2` flags in vocabulary order, `true` = blocked.
+pub fn coexpression_mask(
+    x: &[f64],
+    cells: usize,
+    gene_names: &[String],
+    cfg: &CoexpressionConfig,
+) -> Vec<bool> {
+    let genes = gene_names.len();
+    let corr = correlation(x, cells, genes);
+    let blocked = blocked_mask(&corr, genes, cfg);
+    sorted_pad_mask(&blocked, gene_names, cfg.n_specials)
+}
