@@ -4,12 +4,14 @@
 //! This crate will hold the readers and writers, dataset schemas, preprocessing, vocabularies,
 //! co-expression masks and splits. Today it reads the layout of an `.h5ad` file
 //! ([`h5ad::H5adSummary`], what `ccfm inspect` prints) and builds scDFM's co-expression
-//! attention mask ([`coexpression`]).
+//! attention mask ([`coexpression`]) and its gene vocabulary ([`vocab`]).
 
 pub mod coexpression;
 pub mod error;
 pub mod h5ad;
+pub mod vocab;
 
 pub use coexpression::{coexpression_mask, CoexpressionConfig};
 pub use error::DataError;
 pub use h5ad::H5adSummary;
+pub use vocab::{GeneVocab, VocabError};
