@@ -35,19 +35,11 @@ fn mask_matches_scdfm_fixture() {
     assert_close("correlation", &corr32, f.f32s("output.corr"), 1e-5);
 
     let unsorted = blocked_mask(&corr, genes, &cfg);
-    let expected: Vec<bool> = f
-        .bytes("output.mask_unsorted")
-        .iter()
-        .map(|&v| v != 0)
-        .collect();
+    let expected = f.flags("output.mask_unsorted");
     assert_eq!(unsorted, expected, "unsorted mask");
 
     let padded = sorted_pad_mask(&unsorted, &names, 4);
-    let expected: Vec<bool> = f
-        .bytes("input.mask_padded")
-        .iter()
-        .map(|&v| v != 0)
-        .collect();
+    let expected = f.flags("input.mask_padded");
     assert_eq!(padded, expected, "padded mask");
     assert_eq!(coexpression_mask(&x, cells, &names, &cfg), expected);
 }

@@ -54,11 +54,7 @@ fn dev() -> <B as burn::tensor::backend::BackendTypes>::Device {
 
 fn mask(f: &Fixture) -> CoexpressionMask<B> {
     let m = f.shape("input.mask_padded")[0];
-    let blocked = f
-        .bytes("input.mask_padded")
-        .iter()
-        .map(|&v| v != 0)
-        .collect();
+    let blocked = f.flags("input.mask_padded");
     CoexpressionMask::from_blocked(blocked, m, &dev())
 }
 

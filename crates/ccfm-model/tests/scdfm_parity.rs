@@ -61,11 +61,7 @@ fn case<Bk: Backend>(f: &Fixture, path: &std::path::Path, kind: PerturbationKind
         "{unused_params:?}"
     );
     let m = f.shape("input.mask_padded")[0];
-    let blocked = f
-        .bytes("input.mask_padded")
-        .iter()
-        .map(|&v| v != 0)
-        .collect();
+    let blocked = f.flags("input.mask_padded");
     let ids: Tensor<Bk, 2, Int> = f.int("input.gene_id", &device);
     let t = ids.dims()[1];
     Case {

@@ -164,6 +164,11 @@ impl Fixture {
         }
     }
 
+    /// A uint8/bool tensor as flags (non-zero = true), e.g. a mask stored as uint8.
+    pub fn flags(&self, name: &str) -> Vec<bool> {
+        self.bytes(name).iter().map(|&v| v != 0).collect()
+    }
+
     /// A float tensor on `device`; its rank must be `D`.
     pub fn float<B: Backend, const D: usize>(
         &self,
