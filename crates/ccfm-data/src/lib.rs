@@ -6,11 +6,13 @@
 //! ([`h5ad::H5adSummary`], what `ccfm inspect` prints) and builds scDFM's co-expression
 //! attention mask ([`coexpression`]) and its gene vocabulary ([`vocab`]).
 
+pub mod anndata;
 pub mod coexpression;
 pub mod error;
 pub mod h5ad;
 pub mod vocab;
 
+pub use anndata::{AnnData, Column, DataFrame, MatrixEncoding};
 pub use coexpression::{coexpression_mask, CoexpressionConfig};
 pub use error::DataError;
 pub use h5ad::H5adSummary;

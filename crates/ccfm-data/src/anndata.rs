@@ -1,0 +1,476 @@
+//! Reading AnnData (`.h5ad`, anndata >= 0.8 encoding) without Python: the `obs` / `var`
+//! dataframes and the expression matrix (`X` or a layer), selecting cells and genes straight
+//! from sparse storage.
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{VarLenAscii, VarLenUnicode};
+use hdf5::{Dataset, File, Group, Location};
+
+use crate::DataError;
+
+/// One dataframe column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// `categorical`: codes into `categories`; code -1 is missing.
+    Categorical {
+        codes: Vec<i64>,
+        categories: Vec<String>,
+    },
+    /// `string-array`.
+    Strings(Vec<String>),
+    /// Numeric `array` (any float or integer type, read as f64).
+    Numeric(Vec<f64>),
+    /// Boolean `array`.
+    Bool(Vec<bool>),
+    /// `nullable-integer`, `nullable-boolean` (mask true = missing) read as f64 with NaN.
+    Nullable(Vec<Option<f64>>),
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Categorical { codes, .. } => codes.len(),
+            Column::Strings(v) => v.len(),
+            Column::Numeric(v) => v.len(),
+            Column::Bool(v) => v.len(),
+            Column::Nullable(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as text (categories resolved; missing = `None`), for label-like columns.
+    pub fn as_labels(&self) -> Vec<Option<String>> {
+        match self {
+            Column::Categorical { codes, categories } => codes
+                .iter()
+                .map(|&c| {
+                    usize::try_from(c)
+                        .ok()
+                        .and_then(|c| categories.get(c).cloned())
+                })
+                .collect(),
+            Column::Strings(v) => v.iter().cloned().map(Some).collect(),
+            Column::Numeric(v) => v.iter().map(|x| Some(format_number(*x))).collect(),
+            Column::Bool(v) => v.iter().map(|b| Some(b.to_string())).collect(),
+            Column::Nullable(v) => v.iter().map(|x| x.map(format_number)).collect(),
+        }
+    }
+}
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A dataframe (`obs` or `var`): its index and its columns in stored order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DataFrame {
+    pub index: Vec<String>,
+    pub columns: Vec<(String, Column)>,
+}
+
+impl DataFrame {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+}
+
+/// How the matrix is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixEncoding {
+    Dense,
+    Csr,
+    Csc,
+}
+
+/// An open `.h5ad` file with its dataframes loaded.
+pub struct AnnData {
+    path: PathBuf,
+    file: File,
+    pub obs: DataFrame,
+    pub var: DataFrame,
+}
+
+fn string_attr(loc: &Location, name: &str) -> Option<String> {
+    let attr = loc.attr(name).ok()?;
+    if let Ok(v) = attr.read_scalar::<VarLenUnicode>() {
+        return Some(v.as_str().to_string());
+    }
+    attr.read_scalar::<VarLenAscii>()
+        .ok()
+        .map(|v| v.as_str().to_string())
+}
+
+fn string_list_attr(loc: &Location, name: &str) -> Vec<String> {
+    let Ok(attr) = loc.attr(name) else {
+        return Vec::new();
+    };
+    if let Ok(v) = attr.read_raw::<VarLenUnicode>() {
+        return v.iter().map(|s| s.as_str().to_string()).collect();
+    }
+    attr.read_raw::<VarLenAscii>()
+        .map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn read_strings(ds: &Dataset) -> hdf5::Result<Vec<String>> {
+    if let Ok(v) = ds.read_raw::<VarLenUnicode>() {
+        return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+    }
+    ds.read_raw::<VarLenAscii>()
+        .map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
+}
+
+impl AnnData {
+    /// Open `path` and read `obs` and `var`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(DataError::NotFound { path });
+        }
+        let file = File::open(&path).map_err(|source| DataError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let mut ad = AnnData {
+            path,
+            file,
+            obs: DataFrame::default(),
+            var: DataFrame::default(),
+        };
+        ad.obs = ad.read_dataframe("obs")?;
+        ad.var = ad.read_dataframe("var")?;
+        Ok(ad)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn n_obs(&self) -> usize {
+        self.obs.len()
+    }
+
+    pub fn n_vars(&self) -> usize {
+        self.var.len()
+    }
+
+    fn missing(&self, field: String, hint: &'static str) -> DataError {
+        DataError::Missing {
+            path: self.path.clone(),
+            field,
+            hint,
+        }
+    }
+
+    fn malformed(&self, field: &str, detail: impl ToString) -> DataError {
+        DataError::Malformed {
+            path: self.path.clone(),
+            field: field.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn group(&self, name: &str, hint: &'static str) -> Result<Group, DataError> {
+        self.file
+            .group(name)
+            .map_err(|_| self.missing(name.to_string(), hint))
+    }
+
+    fn read_dataframe(&self, name: &str) -> Result<DataFrame, DataError> {
+        let g = self.group(name, "every AnnData file has `obs` and `var` dataframes")?;
+        let enc = string_attr(&g, "encoding-type").unwrap_or_default();
+        if enc != "dataframe" {
+            return Err(DataError::UnsupportedEncoding {
+                path: self.path.clone(),
+                field: name.to_string(),
+                encoding: enc,
+                supported: "dataframe",
+            });
+        }
+        let index_name = string_attr(&g, "_index").ok_or_else(|| {
+            self.missing(
+                format!("{name}/@_index"),
+                "a dataframe names its index column in `_index`",
+            )
+        })?;
+        let index_field = format!("{name}/{index_name}");
+        let index_ds = g
+            .dataset(&index_name)
+            .map_err(|_| self.missing(index_field.clone(), "the index column named by `_index`"))?;
+        let index = read_strings(&index_ds).map_err(|e| self.malformed(&index_field, e))?;
+        let mut columns = Vec::new();
+        for col in string_list_attr(&g, "column-order") {
+            let field = format!("{name}/{col}");
+            let column = self.read_column(&g, &col, &field)?;
+            if column.len() != index.len() {
+                return Err(self.malformed(
+                    &field,
+                    format!("{} values for {} rows", column.len(), index.len()),
+                ));
+            }
+            columns.push((col, column));
+        }
+        Ok(DataFrame { index, columns })
+    }
+
+    fn read_column(&self, g: &Group, col: &str, field: &str) -> Result<Column, DataError> {
+        let err = |e: hdf5::Error| self.malformed(field, e);
+        if let Ok(ds) = g.dataset(col) {
+            let enc = string_attr(&ds, "encoding-type").unwrap_or_else(|| "array".into());
+            return match enc.as_str() {
+                "string-array" => Ok(Column::Strings(read_strings(&ds).map_err(err)?)),
+                "array" => {
+                    if matches!(
+                        ds.dtype().and_then(|d| d.to_descriptor()),
+                        Ok(hdf5::types::TypeDescriptor::Boolean)
+                    ) {
+                        Ok(Column::Bool(ds.read_raw::<bool>().map_err(err)?))
+                    } else if let Ok(v) = ds.read_raw::<f64>() {
+                        Ok(Column::Numeric(v))
+                    } else {
+                        Ok(Column::Strings(read_strings(&ds).map_err(err)?))
+                    }
+                }
+                other => Err(DataError::UnsupportedEncoding {
+                    path: self.path.clone(),
+                    field: field.to_string(),
+                    encoding: other.to_string(),
+                    supported:
+                        "array, string-array, categorical, nullable-integer, nullable-boolean",
+                }),
+            };
+        }
+        let sub = g
+            .group(col)
+            .map_err(|_| self.missing(field.to_string(), "listed in column-order"))?;
+        let enc = string_attr(&sub, "encoding-type").unwrap_or_default();
+        match enc.as_str() {
+            "categorical" => {
+                let codes = sub
+                    .dataset("codes")
+                    .and_then(|d| d.read_raw::<i64>())
+                    .map_err(err)?;
+                let categories = sub
+                    .dataset("categories")
+                    .map_err(err)
+                    .and_then(|d| read_strings(&d).map_err(err))?;
+                Ok(Column::Categorical { codes, categories })
+            }
+            "nullable-integer" | "nullable-boolean" => {
+                let values = sub
+                    .dataset("values")
+                    .and_then(|d| d.read_raw::<f64>())
+                    .map_err(err)?;
+                let mask = sub
+                    .dataset("mask")
+                    .and_then(|d| d.read_raw::<bool>())
+                    .map_err(err)?;
+                Ok(Column::Nullable(
+                    values
+                        .into_iter()
+                        .zip(mask)
+                        .map(|(v, m)| (!m).then_some(v))
+                        .collect(),
+                ))
+            }
+            other => Err(DataError::UnsupportedEncoding {
+                path: self.path.clone(),
+                field: field.to_string(),
+                encoding: other.to_string(),
+                supported: "array, string-array, categorical, nullable-integer, nullable-boolean",
+            }),
+        }
+    }
+
+    /// How `element` (`"X"` or `"layers/<name>"`) is stored.
+    pub fn encoding(&self, element: &str) -> Result<MatrixEncoding, DataError> {
+        if self.file.dataset(element).is_ok() {
+            return Ok(MatrixEncoding::Dense);
+        }
+        let g = self.file.group(element).map_err(|_| {
+            self.missing(
+                element.to_string(),
+                "an expression matrix: `X` or `layers/<name>`",
+            )
+        })?;
+        match string_attr(&g, "encoding-type")
+            .unwrap_or_default()
+            .as_str()
+        {
+            "csr_matrix" => Ok(MatrixEncoding::Csr),
+            "csc_matrix" => Ok(MatrixEncoding::Csc),
+            other => Err(DataError::UnsupportedEncoding {
+                path: self.path.clone(),
+                field: element.to_string(),
+                encoding: other.to_string(),
+                supported: "array, csr_matrix, csc_matrix",
+            }),
+        }
+    }
+
+    /// The values of `element` for the cells `rows` and genes `cols` (all genes when `None`),
+    /// as a row-major `rows.len() x cols.len()` matrix. Sparse storage is read as stored
+    /// (data, indices, indptr) and only the selected block is made dense.
+    pub fn read_matrix(
+        &self,
+        element: &str,
+        rows: &[usize],
+        cols: Option<&[usize]>,
+    ) -> Result<Vec<f32>, DataError> {
+        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
+        let all: Vec<usize>;
+        let cols = match cols {
+            Some(c) => c,
+            None => {
+                all = (0..n_vars).collect();
+                &all
+            }
+        };
+        if let Some(&r) = rows.iter().find(|&&r| r >= n_obs) {
+            return Err(
+                self.malformed(element, format!("cell {r} requested, the file has {n_obs}"))
+            );
+        }
+        if let Some(&c) = cols.iter().find(|&&c| c >= n_vars) {
+            return Err(self.malformed(
+                element,
+                format!("gene {c} requested, the file has {n_vars}"),
+            ));
+        }
+        // Position of each gene in the output (usize::MAX = not selected; first occurrence).
+        let mut col_pos = vec![usize::MAX; n_vars];
+        for (k, &c) in cols.iter().enumerate().rev() {
+            col_pos[c] = k;
+        }
+        let width = cols.len();
+        let mut out = vec![0f32; rows.len() * width];
+        let err = |e: hdf5::Error| self.malformed(element, e);
+        match self.encoding(element)? {
+            MatrixEncoding::Dense => {
+                let ds = self.file.dataset(element).map_err(err)?;
+                let shape = ds.shape();
+                if shape != [n_obs, n_vars] {
+                    return Err(self.malformed(
+                        element,
+                        format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
+                    ));
+                }
+                // A few cells: one read per cell; many: one read of the whole matrix.
+                let whole = (rows.len() * 4 > n_obs)
+                    .then(|| ds.read_raw::<f64>())
+                    .transpose()
+                    .map_err(err)?;
+                for (i, &r) in rows.iter().enumerate() {
+                    let row: Vec<f64> = match &whole {
+                        Some(all) => all[r * n_vars..(r + 1) * n_vars].to_vec(),
+                        None => ds
+                            .read_slice_1d::<f64, _>(ndarray::s![r, ..])
+                            .map_err(err)?
+                            .to_vec(),
+                    };
+                    for (k, &c) in cols.iter().enumerate() {
+                        out[i * width + k] = row[c] as f32;
+                    }
+                }
+            }
+            enc @ (MatrixEncoding::Csr | MatrixEncoding::Csc) => {
+                let g = self.file.group(element).map_err(err)?;
+                let shape: Vec<i64> = g
+                    .attr("shape")
+                    .and_then(|a| a.read_raw::<i64>())
+                    .map_err(err)?;
+                if shape != [n_obs as i64, n_vars as i64] {
+                    return Err(self.malformed(
+                        element,
+                        format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
+                    ));
+                }
+                let indptr: Vec<i64> = g
+                    .dataset("indptr")
+                    .and_then(|d| d.read_raw::<i64>())
+                    .map_err(err)?;
+                let indices: Vec<i64> = g
+                    .dataset("indices")
+                    .and_then(|d| d.read_raw::<i64>())
+                    .map_err(err)?;
+                let data: Vec<f64> = g
+                    .dataset("data")
+                    .and_then(|d| d.read_raw::<f64>())
+                    .map_err(err)?;
+                let major = if enc == MatrixEncoding::Csr {
+                    n_obs
+                } else {
+                    n_vars
+                };
+                if indptr.len() != major + 1
+                    || indices.len() != data.len()
+                    || indptr[major] as usize != data.len()
+                {
+                    return Err(self.malformed(element, "indptr / indices / data lengths disagree"));
+                }
+                let span = |m: usize| indptr[m] as usize..indptr[m + 1] as usize;
+                if enc == MatrixEncoding::Csr {
+                    for (i, &r) in rows.iter().enumerate() {
+                        for p in span(r) {
+                            let k = col_pos[indices[p] as usize];
+                            if k != usize::MAX {
+                                out[i * width + k] = data[p] as f32;
+                            }
+                        }
+                    }
+                } else {
+                    let mut row_pos = vec![usize::MAX; n_obs];
+                    for (i, &r) in rows.iter().enumerate().rev() {
+                        row_pos[r] = i;
+                    }
+                    for (k, &c) in cols.iter().enumerate() {
+                        for p in span(c) {
+                            let i = row_pos[indices[p] as usize];
+                            if i != usize::MAX {
+                                out[i * width + k] = data[p] as f32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Sparse scattering filled the first occurrence of a repeated cell or gene; copy it to
+        // the repeats (cells are often sampled with replacement).
+        let mut first_col = vec![usize::MAX; n_vars];
+        for (k, &c) in cols.iter().enumerate() {
+            if first_col[c] == usize::MAX {
+                first_col[c] = k;
+            } else {
+                for i in 0..rows.len() {
+                    out[i * width + k] = out[i * width + first_col[c]];
+                }
+            }
+        }
+        let mut first_row = std::collections::HashMap::new();
+        for (i, &r) in rows.iter().enumerate() {
+            match first_row.get(&r) {
+                None => {
+                    first_row.insert(r, i);
+                }
+                Some(&i0) => out.copy_within(i0 * width..(i0 + 1) * width, i * width),
+            }
+        }
+        Ok(out)
+    }
+}
