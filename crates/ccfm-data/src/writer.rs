@@ -1,0 +1,252 @@
+//! Writing AnnData (`.h5ad`, anndata >= 0.8 encoding): X (dense float32 or CSR), the `obs` and
+//! `var` dataframes and a few `uns` scalars. The file is written under a temporary name beside
+//! the target and renamed into place, so a failure never leaves a half-written file.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hdf5::types::VarLenUnicode;
+use hdf5::{File, Group, Location};
+use ndarray::ArrayView2;
+
+use crate::anndata::{Column, DataFrame};
+use crate::DataError;
+
+/// The expression matrix to write.
+#[derive(Debug, Clone, Copy)]
+pub enum MatrixOut<'a> {
+    /// Row-major `(n_obs, n_vars)` values.
+    Dense(&'a [f32]),
+    /// Compressed sparse rows: `indptr` has `n_obs + 1` entries.
+    Csr {
+        data: &'a [f32],
+        indices: &'a [i32],
+        indptr: &'a [i64],
+    },
+}
+
+/// A scalar in `uns`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnsValue {
+    Text(String),
+    Number(f64),
+}
+
+/// Everything an `.h5ad` written by CCFM holds.
+#[derive(Debug, Clone, Copy)]
+pub struct AnnDataOut<'a> {
+    pub x: MatrixOut<'a>,
+    pub obs: &'a DataFrame,
+    pub var: &'a DataFrame,
+    pub uns: &'a [(String, UnsValue)],
+}
+
+fn h5(path: &Path, field: &str) -> impl Fn(hdf5::Error) -> DataError {
+    let (path, field) = (path.to_path_buf(), field.to_string());
+    move |e| DataError::Malformed {
+        path: path.clone(),
+        field: field.clone(),
+        detail: format!("writing: {e}"),
+    }
+}
+
+fn vlen(s: &str) -> hdf5::Result<VarLenUnicode> {
+    VarLenUnicode::from_str(s).map_err(|e| hdf5::Error::from(format!("string {s:?}: {e}")))
+}
+
+fn set_str(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)?
+        .write_scalar(&vlen(value)?)
+}
+
+fn set_encoding(loc: &Location, kind: &str, version: &str) -> hdf5::Result<()> {
+    set_str(loc, "encoding-type", kind)?;
+    set_str(loc, "encoding-version", version)
+}
+
+fn write_strings(g: &Group, name: &str, values: &[String]) -> hdf5::Result<()> {
+    let v: Vec<VarLenUnicode> = values
+        .iter()
+        .map(|s| vlen(s))
+        .collect::<hdf5::Result<_>>()?;
+    let ds = g.new_dataset_builder().with_data(&v[..]).create(name)?;
+    set_encoding(&ds, "string-array", "0.2.0")
+}
+
+fn write_column(g: &Group, name: &str, col: &Column) -> hdf5::Result<()> {
+    match col {
+        Column::Categorical { codes, categories } => {
+            let c = g.create_group(name)?;
+            set_encoding(&c, "categorical", "0.2.0")?;
+            c.new_attr::<bool>()
+                .create("ordered")?
+                .write_scalar(&false)?;
+            let codes: Vec<i32> = codes.iter().map(|&x| x as i32).collect();
+            c.new_dataset_builder()
+                .with_data(&codes[..])
+                .create("codes")?;
+            write_strings(&c, "categories", categories)
+        }
+        Column::Strings(v) => write_strings(g, name, v),
+        Column::Numeric(v) => {
+            let ds = g.new_dataset_builder().with_data(&v[..]).create(name)?;
+            set_encoding(&ds, "array", "0.2.0")
+        }
+        Column::Bool(v) => {
+            let ds = g.new_dataset_builder().with_data(&v[..]).create(name)?;
+            set_encoding(&ds, "array", "0.2.0")
+        }
+        Column::Nullable(v) => {
+            // Written as a float column, missing values as NaN.
+            let f: Vec<f64> = v.iter().map(|x| x.unwrap_or(f64::NAN)).collect();
+            let ds = g.new_dataset_builder().with_data(&f[..]).create(name)?;
+            set_encoding(&ds, "array", "0.2.0")
+        }
+    }
+}
+
+fn write_dataframe(file: &File, name: &str, df: &DataFrame) -> hdf5::Result<()> {
+    let g = file.create_group(name)?;
+    set_encoding(&g, "dataframe", "0.2.0")?;
+    set_str(&g, "_index", "_index")?;
+    let order: Vec<VarLenUnicode> = df
+        .columns
+        .iter()
+        .map(|(n, _)| vlen(n))
+        .collect::<hdf5::Result<_>>()?;
+    g.new_attr::<VarLenUnicode>()
+        .shape(order.len())
+        .create("column-order")?
+        .write(&order[..])?;
+    write_strings(&g, "_index", &df.index)?;
+    for (col, values) in &df.columns {
+        write_column(&g, col, values)?;
+    }
+    Ok(())
+}
+
+fn check(
+    path: &Path,
+    what: &str,
+    ok: bool,
+    detail: impl FnOnce() -> String,
+) -> Result<(), DataError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            field: what.to_string(),
+            detail: detail(),
+        })
+    }
+}
+
+/// Write `content` to `path` (atomically).
+pub fn write_h5ad(path: impl AsRef<Path>, content: &AnnDataOut<'_>) -> Result<(), DataError> {
+    let path = path.as_ref();
+    let (n, g) = (content.obs.len(), content.var.len());
+    for (name, df) in [("obs", content.obs), ("var", content.var)] {
+        for (col, values) in &df.columns {
+            check(
+                path,
+                &format!("{name}/{col}"),
+                values.len() == df.len(),
+                || format!("{} values for {} rows", values.len(), df.len()),
+            )?;
+        }
+    }
+    match content.x {
+        MatrixOut::Dense(v) => check(path, "X", v.len() == n * g, || {
+            format!("{} values for {n} x {g}", v.len())
+        })?,
+        MatrixOut::Csr {
+            data,
+            indices,
+            indptr,
+        } => check(
+            path,
+            "X",
+            indptr.len() == n + 1
+                && data.len() == indices.len()
+                && indptr.last().copied() == Some(data.len() as i64)
+                && indices.iter().all(|&j| (j as usize) < g),
+            || "indptr must have n_obs + 1 entries ending at nnz, indices below n_vars".to_string(),
+        )?,
+    }
+    let tmp: PathBuf = path.with_extension(format!("h5ad.tmp{}", std::process::id()));
+    let result = (|| -> Result<(), DataError> {
+        let err = h5(path, "file");
+        let file = File::create(&tmp).map_err(&err)?;
+        set_encoding(&file, "anndata", "0.1.0").map_err(&err)?;
+        match content.x {
+            MatrixOut::Dense(v) => {
+                let view = ArrayView2::from_shape((n, g), v).expect("length checked");
+                let ds = file
+                    .new_dataset_builder()
+                    .with_data(view)
+                    .create("X")
+                    .map_err(h5(path, "X"))?;
+                set_encoding(&ds, "array", "0.2.0").map_err(h5(path, "X"))?;
+            }
+            MatrixOut::Csr {
+                data,
+                indices,
+                indptr,
+            } => {
+                let x = file.create_group("X").map_err(h5(path, "X"))?;
+                (|| -> hdf5::Result<()> {
+                    set_encoding(&x, "csr_matrix", "0.1.0")?;
+                    x.new_attr::<i64>()
+                        .shape(2)
+                        .create("shape")?
+                        .write(&[n as i64, g as i64][..])?;
+                    x.new_dataset_builder().with_data(data).create("data")?;
+                    x.new_dataset_builder()
+                        .with_data(indices)
+                        .create("indices")?;
+                    x.new_dataset_builder().with_data(indptr).create("indptr")?;
+                    Ok(())
+                })()
+                .map_err(h5(path, "X"))?;
+            }
+        }
+        write_dataframe(&file, "obs", content.obs).map_err(h5(path, "obs"))?;
+        write_dataframe(&file, "var", content.var).map_err(h5(path, "var"))?;
+        let uns = file.create_group("uns").map_err(h5(path, "uns"))?;
+        set_encoding(&uns, "dict", "0.1.0").map_err(h5(path, "uns"))?;
+        for (key, value) in content.uns {
+            let field = format!("uns/{key}");
+            (|| -> hdf5::Result<()> {
+                match value {
+                    UnsValue::Text(s) => {
+                        let ds = uns.new_dataset::<VarLenUnicode>().create(key.as_str())?;
+                        ds.write_scalar(&vlen(s)?)?;
+                        set_encoding(&ds, "string", "0.2.0")
+                    }
+                    UnsValue::Number(x) => {
+                        let ds = uns.new_dataset::<f64>().create(key.as_str())?;
+                        ds.write_scalar(x)?;
+                        set_encoding(&ds, "numeric-scalar", "0.2.0")
+                    }
+                }
+            })()
+            .map_err(h5(path, &field))?;
+        }
+        for empty in ["layers", "obsm", "varm", "obsp", "varp"] {
+            let grp = file.create_group(empty).map_err(h5(path, empty))?;
+            set_encoding(&grp, "dict", "0.1.0").map_err(h5(path, empty))?;
+        }
+        file.close().map_err(h5(path, "file"))?;
+        std::fs::rename(&tmp, path).map_err(|e| DataError::Malformed {
+            path: path.to_path_buf(),
+            field: "file".into(),
+            detail: format!("moving the finished file into place: {e}"),
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,38 @@
+"""Open the .h5ad files CCFM wrote with Python anndata and check them against expected.json.
+
+Run:  CCFM_INTEROP_DIR=DIR cargo test -p ccfm-data --test writer
+      python tools/check_h5ad_interop.py DIR
+Needs: pip install anndata. Exits non-zero on the first difference.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+
+
+def main(d):
+    expected = json.loads((d / "expected.json").read_text())
+    files = sorted(d.glob("written_*.h5ad"))
+    assert files, f"no written_*.h5ad in {d}"
+    for f in files:
+        a = ad.read_h5ad(f)
+        assert list(a.shape) == expected["shape"], (f, a.shape)
+        assert list(a.obs_names) == expected["obs_index"], f
+        assert list(a.var_names) == expected["var_index"], f
+        assert list(a.obs.columns) == expected["obs_columns"], (f, list(a.obs.columns))
+        for col, values in expected["obs"].items():
+            got = a.obs[col].tolist()
+            assert [str(v) if isinstance(v, str) else v for v in got] == values, (f, col, got)
+        assert str(a.obs["perturbation"].dtype) == "category", f
+        x = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
+        assert np.array_equal(x.astype(np.float32), np.array(expected["X"], dtype=np.float32)), (f, x)
+        assert a.uns["model"] == expected["uns"]["model"] and a.uns["seed"] == expected["uns"]["seed"], (f, a.uns)
+        print(f"{f.name}: anndata reads shape {a.shape}, obs {list(a.obs.columns)}, X and uns as written")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
