@@ -13,12 +13,20 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-/// The workspace root (the directory holding the top-level `Cargo.toml`).
+/// The workspace root (the directory holding the top-level `Cargo.toml`), found from the
+/// package under test: cargo sets `CARGO_MANIFEST_DIR` when it runs a test. (The compile-time
+/// value would name whichever checkout compiled this crate into a shared target directory.)
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(&start)
+        .to_path_buf()
 }
 
 /// `../shared` beside the workspace, or `$CCFM_SHARED_DIR` when set.
