@@ -90,6 +90,14 @@ impl DataFrame {
     }
 }
 
+/// Rows of a CSR matrix as stored: `indptr` has one entry per row plus one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrRows {
+    pub data: Vec<f64>,
+    pub indices: Vec<usize>,
+    pub indptr: Vec<usize>,
+}
+
 /// How the matrix is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatrixEncoding {
@@ -322,6 +330,50 @@ impl AnnData {
                 supported: "array, csr_matrix, csc_matrix",
             }),
         }
+    }
+
+    /// The rows `rows` of a CSR `element` as stored (f64 values, gene indices, row pointers),
+    /// without densifying: for statistics that must see the file's full precision.
+    pub fn read_csr_rows(&self, element: &str, rows: &[usize]) -> Result<CsrRows, DataError> {
+        if self.encoding(element)? != MatrixEncoding::Csr {
+            return Err(self.malformed(element, "not stored as csr_matrix"));
+        }
+        let err = |e: hdf5::Error| self.malformed(element, e);
+        let g = self.file.group(element).map_err(err)?;
+        let indptr: Vec<i64> = g
+            .dataset("indptr")
+            .and_then(|d| d.read_raw::<i64>())
+            .map_err(err)?;
+        let indices: Vec<i64> = g
+            .dataset("indices")
+            .and_then(|d| d.read_raw::<i64>())
+            .map_err(err)?;
+        let data: Vec<f64> = g
+            .dataset("data")
+            .and_then(|d| d.read_raw::<f64>())
+            .map_err(err)?;
+        if indptr.len() != self.n_obs() + 1 || indices.len() != data.len() {
+            return Err(self.malformed(element, "indptr / indices / data lengths disagree"));
+        }
+        let (mut d, mut ix, mut ptr) = (Vec::new(), Vec::new(), vec![0usize]);
+        for &r in rows {
+            if r >= self.n_obs() {
+                return Err(self.malformed(
+                    element,
+                    format!("cell {r} requested, the file has {}", self.n_obs()),
+                ));
+            }
+            for p in indptr[r] as usize..indptr[r + 1] as usize {
+                d.push(data[p]);
+                ix.push(indices[p] as usize);
+            }
+            ptr.push(d.len());
+        }
+        Ok(CsrRows {
+            data: d,
+            indices: ix,
+            indptr: ptr,
+        })
     }
 
     /// The values of `element` for the cells `rows` and genes `cols` (all genes when `None`),

@@ -10,12 +10,14 @@ pub mod anndata;
 pub mod coexpression;
 pub mod error;
 pub mod h5ad;
+pub mod hvg;
 pub mod vocab;
 pub mod writer;
 
-pub use anndata::{AnnData, Column, DataFrame, MatrixEncoding};
+pub use anndata::{AnnData, Column, CsrRows, DataFrame, MatrixEncoding};
 pub use coexpression::{coexpression_mask, CoexpressionConfig};
 pub use error::DataError;
 pub use h5ad::H5adSummary;
+pub use hvg::{highly_variable_seurat, GeneMoments};
 pub use vocab::{GeneVocab, VocabError};
 pub use writer::{write_h5ad, AnnDataOut, MatrixOut, UnsValue};
