@@ -98,6 +98,13 @@ pub struct CsrRows {
     pub indptr: Vec<usize>,
 }
 
+/// The three arrays of a sparse matrix as stored.
+struct SparseArrays {
+    indptr: Vec<i64>,
+    indices: Vec<i64>,
+    data: Vec<f64>,
+}
+
 /// How the matrix is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatrixEncoding {
@@ -114,7 +121,7 @@ pub struct AnnData {
     pub var: DataFrame,
 }
 
-fn string_attr(loc: &Location, name: &str) -> Option<String> {
+pub(crate) fn string_attr(loc: &Location, name: &str) -> Option<String> {
     let attr = loc.attr(name).ok()?;
     if let Ok(v) = attr.read_scalar::<VarLenUnicode>() {
         return Some(v.as_str().to_string());
@@ -124,7 +131,7 @@ fn string_attr(loc: &Location, name: &str) -> Option<String> {
         .map(|v| v.as_str().to_string())
 }
 
-fn string_list_attr(loc: &Location, name: &str) -> Vec<String> {
+pub(crate) fn string_list_attr(loc: &Location, name: &str) -> Vec<String> {
     let Ok(attr) = loc.attr(name) else {
         return Vec::new();
     };
@@ -332,14 +339,21 @@ impl AnnData {
         }
     }
 
-    /// The rows `rows` of a CSR `element` as stored (f64 values, gene indices, row pointers),
-    /// without densifying: for statistics that must see the file's full precision.
-    pub fn read_csr_rows(&self, element: &str, rows: &[usize]) -> Result<CsrRows, DataError> {
-        if self.encoding(element)? != MatrixEncoding::Csr {
-            return Err(self.malformed(element, "not stored as csr_matrix"));
-        }
+    /// The arrays of a CSR or CSC `element`, checked against its `shape` and each other.
+    fn read_sparse(&self, element: &str, enc: MatrixEncoding) -> Result<SparseArrays, DataError> {
+        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         let err = |e: hdf5::Error| self.malformed(element, e);
         let g = self.file.group(element).map_err(err)?;
+        let shape: Vec<i64> = g
+            .attr("shape")
+            .and_then(|a| a.read_raw::<i64>())
+            .map_err(err)?;
+        if shape != [n_obs as i64, n_vars as i64] {
+            return Err(self.malformed(
+                element,
+                format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
+            ));
+        }
         let indptr: Vec<i64> = g
             .dataset("indptr")
             .and_then(|d| d.read_raw::<i64>())
@@ -352,9 +366,35 @@ impl AnnData {
             .dataset("data")
             .and_then(|d| d.read_raw::<f64>())
             .map_err(err)?;
-        if indptr.len() != self.n_obs() + 1 || indices.len() != data.len() {
+        let major = if enc == MatrixEncoding::Csr {
+            n_obs
+        } else {
+            n_vars
+        };
+        if indptr.len() != major + 1
+            || indices.len() != data.len()
+            || indptr[major] as usize != data.len()
+        {
             return Err(self.malformed(element, "indptr / indices / data lengths disagree"));
         }
+        Ok(SparseArrays {
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    /// The rows `rows` of a CSR `element` as stored (f64 values, gene indices, row pointers),
+    /// without densifying: for statistics that must see the file's full precision.
+    pub fn read_csr_rows(&self, element: &str, rows: &[usize]) -> Result<CsrRows, DataError> {
+        if self.encoding(element)? != MatrixEncoding::Csr {
+            return Err(self.malformed(element, "not stored as csr_matrix"));
+        }
+        let SparseArrays {
+            indptr,
+            indices,
+            data,
+        } = self.read_sparse(element, MatrixEncoding::Csr)?;
         let (mut d, mut ix, mut ptr) = (Vec::new(), Vec::new(), vec![0usize]);
         for &r in rows {
             if r >= self.n_obs() {
@@ -442,40 +482,11 @@ impl AnnData {
                 }
             }
             enc @ (MatrixEncoding::Csr | MatrixEncoding::Csc) => {
-                let g = self.file.group(element).map_err(err)?;
-                let shape: Vec<i64> = g
-                    .attr("shape")
-                    .and_then(|a| a.read_raw::<i64>())
-                    .map_err(err)?;
-                if shape != [n_obs as i64, n_vars as i64] {
-                    return Err(self.malformed(
-                        element,
-                        format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
-                    ));
-                }
-                let indptr: Vec<i64> = g
-                    .dataset("indptr")
-                    .and_then(|d| d.read_raw::<i64>())
-                    .map_err(err)?;
-                let indices: Vec<i64> = g
-                    .dataset("indices")
-                    .and_then(|d| d.read_raw::<i64>())
-                    .map_err(err)?;
-                let data: Vec<f64> = g
-                    .dataset("data")
-                    .and_then(|d| d.read_raw::<f64>())
-                    .map_err(err)?;
-                let major = if enc == MatrixEncoding::Csr {
-                    n_obs
-                } else {
-                    n_vars
-                };
-                if indptr.len() != major + 1
-                    || indices.len() != data.len()
-                    || indptr[major] as usize != data.len()
-                {
-                    return Err(self.malformed(element, "indptr / indices / data lengths disagree"));
-                }
+                let SparseArrays {
+                    indptr,
+                    indices,
+                    data,
+                } = self.read_sparse(element, enc)?;
                 let span = |m: usize| indptr[m] as usize..indptr[m + 1] as usize;
                 if enc == MatrixEncoding::Csr {
                     for (i, &r) in rows.iter().enumerate() {

@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{VarLenAscii, VarLenUnicode};
-use hdf5::{File, Group, Location};
+use hdf5::{File, Group};
+
+use crate::anndata::{string_attr, string_list_attr};
 
 use crate::DataError;
 
@@ -24,30 +25,6 @@ pub struct H5adSummary {
     pub var_columns: Vec<String>,
     /// Names under `layers/`.
     pub layers: Vec<String>,
-}
-
-/// Read a string attribute stored either as UTF-8 or ASCII variable-length string.
-fn string_attr(loc: &Location, name: &str) -> Option<String> {
-    let attr = loc.attr(name).ok()?;
-    if let Ok(v) = attr.read_scalar::<VarLenUnicode>() {
-        return Some(v.as_str().to_string());
-    }
-    attr.read_scalar::<VarLenAscii>()
-        .ok()
-        .map(|v| v.as_str().to_string())
-}
-
-/// Read a 1-D string-array attribute (e.g. `column-order`); an empty or absent one gives `[]`.
-fn string_list_attr(loc: &Location, name: &str) -> Vec<String> {
-    let Ok(attr) = loc.attr(name) else {
-        return Vec::new();
-    };
-    if let Ok(v) = attr.read_raw::<VarLenUnicode>() {
-        return v.iter().map(|s| s.as_str().to_string()).collect();
-    }
-    attr.read_raw::<VarLenAscii>()
-        .map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
-        .unwrap_or_default()
 }
 
 fn dtype_name(ds: &hdf5::Dataset) -> String {
