@@ -41,6 +41,24 @@ impl<B: Backend> Mlp<B> {
     }
 }
 
+/// The adaLN block body shared by the differential and the plain attention blocks: with the
+/// six `(B, d)` vectors of `modulation (B, 6d)` in the order shift, scale, gate (attention) then
+/// shift, scale, gate (MLP), and plain LayerNorms (eps 1e-6),
+/// `y += gate_msa * attn(modulate(LN(y)))`, then `y += gate_mlp * mlp(modulate(LN(y)))`.
+pub fn adaln_residual<B: Backend>(
+    y: Tensor<B, 3>,
+    modulation: Tensor<B, 2>,
+    attn: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
+    mlp: &Mlp<B>,
+) -> Tensor<B, 3> {
+    let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]: [Tensor<B, 2>; 6] =
+        modulation.chunk(6, 1).try_into().expect("6 chunks");
+    let h = modulate(layer_norm_plain(y.clone(), 1e-6), shift_msa, scale_msa);
+    let y = y + attn(h).mul(gate_msa.unsqueeze_dim(1));
+    let h = modulate(layer_norm_plain(y.clone(), 1e-6), shift_mlp, scale_mlp);
+    y + mlp.forward(h).mul(gate_mlp.unsqueeze_dim(1))
+}
+
 #[derive(Config, Debug)]
 pub struct DifferentialTransformerBlockConfig {
     pub hidden_size: usize,
@@ -83,12 +101,12 @@ impl<B: Backend> DifferentialTransformerBlock<B> {
     }
 
     pub fn forward(&self, y: Tensor<B, 3>, x: Tensor<B, 3>, c: Tensor<B, 2>) -> Tensor<B, 3> {
-        let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]: [Tensor<B, 2>; 6] =
-            self.modulation(c).chunk(6, 1).try_into().expect("6 chunks");
-        let h = modulate(layer_norm_plain(y.clone(), 1e-6), shift_msa, scale_msa);
-        let y = y + self.attn.forward(h, x).mul(gate_msa.unsqueeze_dim(1));
-        let h = modulate(layer_norm_plain(y.clone(), 1e-6), shift_mlp, scale_mlp);
-        y + self.mlp.forward(h).mul(gate_mlp.unsqueeze_dim(1))
+        adaln_residual(
+            y,
+            self.modulation(c),
+            |h| self.attn.forward(h, x),
+            &self.mlp,
+        )
     }
 }
 

@@ -14,10 +14,8 @@ use burn::tensor::{
     activation::gelu, activation::silu, activation::softmax, backend::Backend, Tensor,
 };
 
-use crate::adaln::modulate;
-use crate::blocks::{Mlp, MlpConfig};
+use crate::blocks::{adaln_residual, Mlp, MlpConfig};
 use crate::linear;
-use crate::norm::layer_norm_plain;
 
 #[derive(Config, Debug)]
 pub struct LatentEmbedderConfig {
@@ -120,16 +118,8 @@ impl AdaLnBlockConfig {
 
 impl<B: Backend> AdaLnBlock<B> {
     pub fn forward(&self, x: Tensor<B, 3>, c: Tensor<B, 2>) -> Tensor<B, 3> {
-        let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]: [Tensor<B, 2>; 6] =
-            self.adaLN_modulation_1
-                .forward(silu(c))
-                .chunk(6, 1)
-                .try_into()
-                .expect("6 chunks");
-        let h = modulate(layer_norm_plain(x.clone(), 1e-6), shift_msa, scale_msa);
-        let x = x + self.attn.forward(h).mul(gate_msa.unsqueeze_dim(1));
-        let h = modulate(layer_norm_plain(x.clone(), 1e-6), shift_mlp, scale_mlp);
-        x + self.mlp.forward(h).mul(gate_mlp.unsqueeze_dim(1))
+        let modulation = self.adaLN_modulation_1.forward(silu(c));
+        adaln_residual(x, modulation, |h| self.attn.forward(h), &self.mlp)
     }
 }
 
