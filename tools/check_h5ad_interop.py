@@ -30,8 +30,12 @@ def main(d):
         assert str(a.obs["perturbation"].dtype) == "category", f
         x = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
         assert np.array_equal(x.astype(np.float32), np.array(expected["X"], dtype=np.float32)), (f, x)
+        counts = np.asarray(a.layers["counts"])
+        assert np.array_equal(counts.astype(np.float32), np.array(expected["counts"], dtype=np.float32)), f
+        assert list(a.uns["names"]) == expected["uns"]["names"], (f, a.uns["names"])
+        assert np.array_equal(np.asarray(a.uns["table"]), np.array(expected["uns"]["table"])), f
         assert a.uns["model"] == expected["uns"]["model"] and a.uns["seed"] == expected["uns"]["seed"], (f, a.uns)
-        print(f"{f.name}: anndata reads shape {a.shape}, obs {list(a.obs.columns)}, X and uns as written")
+        print(f"{f.name}: anndata reads shape {a.shape}, obs {list(a.obs.columns)}, X, layers and uns as written")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-//! Writing AnnData (`.h5ad`, anndata >= 0.8 encoding): X (dense float32 or CSR), the `obs` and
-//! `var` dataframes and a few `uns` scalars. The file is written under a temporary name beside
+//! Writing AnnData (`.h5ad`, anndata >= 0.8 encoding): X (dense float32 or CSR), `layers`, the
+//! `obs` and `var` dataframes and `uns` scalars, string lists and numeric arrays. The file is written under a temporary name beside
 //! the target and renamed into place, so a failure never leaves a half-written file.
 
 use std::path::{Path, PathBuf};
@@ -25,17 +25,26 @@ pub enum MatrixOut<'a> {
     },
 }
 
-/// A scalar in `uns`.
+/// A value in `uns`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UnsValue {
     Text(String),
     Number(f64),
+    /// A 1-d array of strings.
+    Strings(Vec<String>),
+    /// A row-major numeric array of the given shape (read by anndata as a numpy array).
+    Array {
+        shape: Vec<usize>,
+        values: Vec<f64>,
+    },
 }
 
 /// Everything an `.h5ad` written by CCFM holds.
 #[derive(Debug, Clone, Copy)]
 pub struct AnnDataOut<'a> {
     pub x: MatrixOut<'a>,
+    /// Extra matrices of the same shape as X, e.g. `("counts", ...)`.
+    pub layers: &'a [(&'a str, MatrixOut<'a>)],
     pub obs: &'a DataFrame,
     pub var: &'a DataFrame,
     pub uns: &'a [(String, UnsValue)],
@@ -143,6 +152,67 @@ fn check(
     }
 }
 
+fn check_matrix(
+    path: &Path,
+    what: &str,
+    m: &MatrixOut<'_>,
+    n: usize,
+    g: usize,
+) -> Result<(), DataError> {
+    match *m {
+        MatrixOut::Dense(v) => check(path, what, v.len() == n * g, || {
+            format!("{} values for {n} x {g}", v.len())
+        }),
+        MatrixOut::Csr {
+            data,
+            indices,
+            indptr,
+        } => check(
+            path,
+            what,
+            indptr.len() == n + 1
+                && data.len() == indices.len()
+                && indptr.last().copied() == Some(data.len() as i64)
+                && indices.iter().all(|&j| (j as usize) < g),
+            || "indptr must have n_obs + 1 entries ending at nnz, indices below n_vars".to_string(),
+        ),
+    }
+}
+
+fn write_matrix(
+    parent: &Group,
+    name: &str,
+    m: &MatrixOut<'_>,
+    n: usize,
+    g: usize,
+) -> hdf5::Result<()> {
+    match *m {
+        MatrixOut::Dense(v) => {
+            let view = ArrayView2::from_shape((n, g), v).expect("length checked");
+            let ds = parent.new_dataset_builder().with_data(view).create(name)?;
+            set_encoding(&ds, "array", "0.2.0")
+        }
+        MatrixOut::Csr {
+            data,
+            indices,
+            indptr,
+        } => {
+            let x = parent.create_group(name)?;
+            set_encoding(&x, "csr_matrix", "0.1.0")?;
+            x.new_attr::<i64>()
+                .shape(2)
+                .create("shape")?
+                .write(&[n as i64, g as i64][..])?;
+            x.new_dataset_builder().with_data(data).create("data")?;
+            x.new_dataset_builder()
+                .with_data(indices)
+                .create("indices")?;
+            x.new_dataset_builder().with_data(indptr).create("indptr")?;
+            Ok(())
+        }
+    }
+}
+
 /// Write `content` to `path` (atomically).
 pub fn write_h5ad(path: impl AsRef<Path>, content: &AnnDataOut<'_>) -> Result<(), DataError> {
     let path = path.as_ref();
@@ -157,61 +227,26 @@ pub fn write_h5ad(path: impl AsRef<Path>, content: &AnnDataOut<'_>) -> Result<()
             )?;
         }
     }
-    match content.x {
-        MatrixOut::Dense(v) => check(path, "X", v.len() == n * g, || {
-            format!("{} values for {n} x {g}", v.len())
-        })?,
-        MatrixOut::Csr {
-            data,
-            indices,
-            indptr,
-        } => check(
-            path,
-            "X",
-            indptr.len() == n + 1
-                && data.len() == indices.len()
-                && indptr.last().copied() == Some(data.len() as i64)
-                && indices.iter().all(|&j| (j as usize) < g),
-            || "indptr must have n_obs + 1 entries ending at nnz, indices below n_vars".to_string(),
-        )?,
+    check_matrix(path, "X", &content.x, n, g)?;
+    for (name, m) in content.layers {
+        check_matrix(path, &format!("layers/{name}"), m, n, g)?;
+    }
+    if let Some((key, _)) = content.uns.iter().find(|(_, v)| match v {
+        UnsValue::Array { shape, values } => shape.iter().product::<usize>() != values.len(),
+        _ => false,
+    }) {
+        return Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            field: format!("uns/{key}"),
+            detail: "array length disagrees with its shape".into(),
+        });
     }
     let tmp: PathBuf = path.with_extension(format!("h5ad.tmp{}", std::process::id()));
     let result = (|| -> Result<(), DataError> {
         let err = h5(path, "file");
         let file = File::create(&tmp).map_err(&err)?;
         set_encoding(&file, "anndata", "0.1.0").map_err(&err)?;
-        match content.x {
-            MatrixOut::Dense(v) => {
-                let view = ArrayView2::from_shape((n, g), v).expect("length checked");
-                let ds = file
-                    .new_dataset_builder()
-                    .with_data(view)
-                    .create("X")
-                    .map_err(h5(path, "X"))?;
-                set_encoding(&ds, "array", "0.2.0").map_err(h5(path, "X"))?;
-            }
-            MatrixOut::Csr {
-                data,
-                indices,
-                indptr,
-            } => {
-                let x = file.create_group("X").map_err(h5(path, "X"))?;
-                (|| -> hdf5::Result<()> {
-                    set_encoding(&x, "csr_matrix", "0.1.0")?;
-                    x.new_attr::<i64>()
-                        .shape(2)
-                        .create("shape")?
-                        .write(&[n as i64, g as i64][..])?;
-                    x.new_dataset_builder().with_data(data).create("data")?;
-                    x.new_dataset_builder()
-                        .with_data(indices)
-                        .create("indices")?;
-                    x.new_dataset_builder().with_data(indptr).create("indptr")?;
-                    Ok(())
-                })()
-                .map_err(h5(path, "X"))?;
-            }
-        }
+        write_matrix(&file, "X", &content.x, n, g).map_err(h5(path, "X"))?;
         write_dataframe(&file, "obs", content.obs).map_err(h5(path, "obs"))?;
         write_dataframe(&file, "var", content.var).map_err(h5(path, "var"))?;
         let uns = file.create_group("uns").map_err(h5(path, "uns"))?;
@@ -230,11 +265,27 @@ pub fn write_h5ad(path: impl AsRef<Path>, content: &AnnDataOut<'_>) -> Result<()
                         ds.write_scalar(x)?;
                         set_encoding(&ds, "numeric-scalar", "0.2.0")
                     }
+                    UnsValue::Strings(v) => write_strings(&uns, key, v),
+                    UnsValue::Array { shape, values } => {
+                        let view = ndarray::ArrayViewD::from_shape(shape.clone(), values)
+                            .expect("length checked");
+                        let ds = uns
+                            .new_dataset_builder()
+                            .with_data(view)
+                            .create(key.as_str())?;
+                        set_encoding(&ds, "array", "0.2.0")
+                    }
                 }
             })()
             .map_err(h5(path, &field))?;
         }
-        for empty in ["layers", "obsm", "varm", "obsp", "varp"] {
+        let layers = file.create_group("layers").map_err(h5(path, "layers"))?;
+        set_encoding(&layers, "dict", "0.1.0").map_err(h5(path, "layers"))?;
+        for (name, m) in content.layers {
+            let field = format!("layers/{name}");
+            write_matrix(&layers, name, m, n, g).map_err(h5(path, &field))?;
+        }
+        for empty in ["obsm", "varm", "obsp", "varp"] {
             let grp = file.create_group(empty).map_err(h5(path, empty))?;
             set_encoding(&grp, "dict", "0.1.0").map_err(h5(path, empty))?;
         }

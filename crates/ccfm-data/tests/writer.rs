@@ -88,7 +88,19 @@ fn written_files_read_back_and_leave_expectations_for_anndata() {
     let uns = vec![
         ("model".to_string(), UnsValue::Text("ccfm".into())),
         ("seed".to_string(), UnsValue::Number(42.0)),
+        (
+            "names".to_string(),
+            UnsValue::Strings(vec!["a".into(), "b".into()]),
+        ),
+        (
+            "table".to_string(),
+            UnsValue::Array {
+                shape: vec![2, 3],
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.5, -6.0],
+            },
+        ),
     ];
+    let counts: Vec<f32> = x.iter().map(|v| (v * 10.0).round()).collect();
     for (name, matrix) in [
         ("dense", MatrixOut::Dense(&x)),
         (
@@ -105,6 +117,7 @@ fn written_files_read_back_and_leave_expectations_for_anndata() {
             &path,
             &AnnDataOut {
                 x: matrix,
+                layers: &[("counts", MatrixOut::Dense(&counts))],
                 obs: &obs,
                 var: &var,
                 uns: &uns,
@@ -117,6 +130,12 @@ fn written_files_read_back_and_leave_expectations_for_anndata() {
         assert_eq!(
             back.read_matrix("X", &[0, 1, 2, 3, 4], None).unwrap(),
             x,
+            "{name}"
+        );
+        assert_eq!(
+            back.read_matrix("layers/counts", &[0, 1, 2, 3, 4], None)
+                .unwrap(),
+            counts,
             "{name}"
         );
         assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
@@ -138,7 +157,9 @@ fn written_files_read_back_and_leave_expectations_for_anndata() {
                 "is_control": [true, false, false, false, true],
             },
             "X": x.chunks(3).map(|r| r.to_vec()).collect::<Vec<_>>(),
-            "uns": {"model": "ccfm", "seed": 42.0},
+            "counts": counts.chunks(3).map(|r| r.to_vec()).collect::<Vec<_>>(),
+            "uns": {"model": "ccfm", "seed": 42.0, "names": ["a", "b"],
+                    "table": [[1.0, 2.0, 3.0], [4.0, 5.5, -6.0]]},
         });
         std::fs::write(
             dir.join("expected.json"),
@@ -163,6 +184,7 @@ fn inconsistent_content_is_refused_and_nothing_is_written() {
             x: MatrixOut::Dense(&short),
             obs: &obs,
             var: &var,
+            layers: &[],
             uns: &[],
         },
     )
@@ -179,6 +201,7 @@ fn inconsistent_content_is_refused_and_nothing_is_written() {
             x: MatrixOut::Dense(&x),
             obs: &bad_obs,
             var: &var,
+            layers: &[],
             uns: &[],
         },
     )
