@@ -384,6 +384,64 @@ impl AnnData {
         })
     }
 
+    /// Whether an HDF5 object exists at `path` (e.g. `"uns/log1p"`, `"layers/counts"`).
+    pub fn exists(&self, path: &str) -> bool {
+        self.file.link_exists(path)
+    }
+
+    /// A numeric scalar stored at `path` (e.g. `"uns/log1p/base"`), if there is one.
+    pub fn scalar_f64(&self, path: &str) -> Option<f64> {
+        let ds = self.file.dataset(path).ok()?;
+        if ds.ndim() != 0 {
+            return None;
+        }
+        ds.read_scalar::<f64>().ok()
+    }
+
+    /// The rows `rows` of `element` in CSR form whatever its storage (dense and CSC blocks are
+    /// read through [`AnnData::read_matrix`], which is exact for float32 files; CSR keeps the
+    /// stored f64 precision). Explicit zeros are dropped.
+    pub fn read_rows_sparse(&self, element: &str, rows: &[usize]) -> Result<CsrRows, DataError> {
+        if self.encoding(element)? == MatrixEncoding::Csr {
+            let mut m = self.read_csr_rows(element, rows)?;
+            let (mut w, mut ptr) = (0usize, vec![0usize]);
+            for r in 0..rows.len() {
+                for p in m.indptr[r]..m.indptr[r + 1] {
+                    if m.data[p] != 0.0 {
+                        m.data[w] = m.data[p];
+                        m.indices[w] = m.indices[p];
+                        w += 1;
+                    }
+                }
+                ptr.push(w);
+            }
+            m.data.truncate(w);
+            m.indices.truncate(w);
+            m.indptr = ptr;
+            return Ok(m);
+        }
+        let g = self.n_vars();
+        let (mut data, mut indices, mut indptr) = (Vec::new(), Vec::new(), vec![0usize]);
+        // In blocks of cells so a dense file is never read whole into memory twice.
+        for chunk in rows.chunks(4096) {
+            let block = self.read_matrix(element, chunk, None)?;
+            for row in block.chunks(g.max(1)) {
+                for (j, &v) in row.iter().enumerate() {
+                    if v != 0.0 {
+                        data.push(v as f64);
+                        indices.push(j);
+                    }
+                }
+                indptr.push(data.len());
+            }
+        }
+        Ok(CsrRows {
+            data,
+            indices,
+            indptr,
+        })
+    }
+
     /// The rows `rows` of a CSR `element` as stored (f64 values, gene indices, row pointers),
     /// without densifying: for statistics that must see the file's full precision.
     pub fn read_csr_rows(&self, element: &str, rows: &[usize]) -> Result<CsrRows, DataError> {

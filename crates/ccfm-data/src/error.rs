@@ -38,4 +38,14 @@ pub enum DataError {
         field: String,
         detail: String,
     },
+    /// The file is readable but its content cannot be used; `fix` says what to change.
+    #[error("{path}: {problem}. Fix: {fix}")]
+    Invalid {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
+    /// A file next to the data (split, cache) could not be read or written.
+    #[error("{path}: {detail}")]
+    Io { path: PathBuf, detail: String },
 }

@@ -1,0 +1,273 @@
+//! From a file to the training matrix, as scDFM prepares it: read the layout
+//! ([`crate::schema`]), check the values, normalise counts (`normalize_total` + `log1p`) or take
+//! log1p data as it is, select seurat highly-variable genes on all cells, force in the perturbed
+//! genes, and hold the result as a dense `cells x genes` log1p matrix.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::anndata::AnnData;
+use crate::hvg::{highly_variable_seurat, GeneMoments};
+use crate::preprocess::{
+    check_values, detect_scale, log1p, normalize_total, TargetSum, ValueScale,
+};
+use crate::schema::{read_table, PerturbationKind, PerturbationTable, SchemaOptions};
+use crate::vocab::GeneVocab;
+use crate::DataError;
+
+/// What to do with perturbed genes that are not measured (absent from var).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnmeasuredPerturbations {
+    /// Refuse the file (catches typos in condition labels).
+    #[default]
+    Error,
+    /// Give them vocabulary tokens of their own so the model can embed them (HVG-subset files,
+    /// such as PerturBench's 500 genes, rarely contain the perturbed genes).
+    Vocabulary,
+}
+
+impl std::str::FromStr for UnmeasuredPerturbations {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "vocabulary" => Ok(Self::Vocabulary),
+            _ => Err(format!(
+                "unknown policy `{s}` for unmeasured perturbed genes; choose error or vocabulary"
+            )),
+        }
+    }
+}
+
+/// How to prepare a file.
+#[derive(Debug, Clone)]
+pub struct PrepareOptions {
+    pub schema: SchemaOptions,
+    /// The matrix to read: `X` or `layers/<name>`. Default: `layers/counts` for ComboSciPlex
+    /// when it exists (as scDFM does), else `X`.
+    pub element: Option<String>,
+    /// Override the detected value scale.
+    pub scale: Option<ValueScale>,
+    /// Target of `normalize_total` for count data (scDFM: the median).
+    pub target_sum: TargetSum,
+    /// Number of seurat HVGs to keep; `None` keeps every gene.
+    pub n_top_genes: Option<usize>,
+    /// Add measured perturbed genes to the HVG selection (scDFM does).
+    pub force_include_perturbed: bool,
+    pub unmeasured: UnmeasuredPerturbations,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        Self {
+            schema: SchemaOptions::default(),
+            element: None,
+            scale: None,
+            target_sum: TargetSum::Median,
+            n_top_genes: None,
+            force_include_perturbed: true,
+            unmeasured: UnmeasuredPerturbations::Error,
+        }
+    }
+}
+
+/// What loading did, for the run log and `ccfm inspect`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub path: PathBuf,
+    pub element: String,
+    pub scale: ValueScale,
+    /// The `normalize_total` target when counts were normalised.
+    pub target_sum: Option<f64>,
+    pub value_max: f64,
+    pub genes_in_file: usize,
+    pub genes_selected: usize,
+    /// Measured perturbed genes added to the HVG selection.
+    pub forced_genes: Vec<String>,
+    /// Perturbed genes with no expression column.
+    pub unmeasured_genes: Vec<String>,
+    pub seconds: f64,
+}
+
+/// A prepared dataset: the layout plus the dense log1p expression of the selected genes.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    pub table: PerturbationTable,
+    /// Selected gene symbols, in var order.
+    pub genes: Vec<String>,
+    /// Their columns in the file.
+    pub gene_columns: Vec<usize>,
+    /// Row-major `(table.n_cells(), genes.len())` log1p values.
+    pub x: Vec<f32>,
+    pub report: LoadReport,
+}
+
+impl PreparedData {
+    pub fn n_genes(&self) -> usize {
+        self.genes.len()
+    }
+
+    /// The expression row of kept cell `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let g = self.genes.len();
+        &self.x[i * g..(i + 1) * g]
+    }
+
+    /// The scDFM vocabulary: the specials, the selected genes, and for gene perturbations the
+    /// unmeasured perturbed genes (when allowed), all in byte order.
+    pub fn vocabulary(&self) -> GeneVocab {
+        let mut all = self.genes.clone();
+        if self.table.kind == PerturbationKind::Gene {
+            all.extend(self.report.unmeasured_genes.iter().cloned());
+        }
+        GeneVocab::from_genes(&all)
+    }
+
+    /// scDFM's `perturbation_dict`: every perturbation token plus `control`, sorted by bytes.
+    pub fn perturbation_dict(&self) -> Vec<String> {
+        let mut t = self.table.perturbation_tokens();
+        t.push(crate::schema::CONTROL.to_string());
+        t.sort();
+        t
+    }
+}
+
+/// Read and prepare `path`.
+pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<PreparedData, DataError> {
+    let start = Instant::now();
+    let path = path.as_ref();
+    let ad = AnnData::open(path)?;
+    let table = read_table(&ad, &opts.schema)?;
+
+    let element = match &opts.element {
+        Some(e) => e.clone(),
+        None if table.schema == crate::Schema::ComboSciPlex && ad.exists("layers/counts") => {
+            "layers/counts".to_string()
+        }
+        None => "X".to_string(),
+    };
+    let mut m = ad.read_rows_sparse(&element, &table.rows)?;
+    let cell_names: Vec<String> = table
+        .rows
+        .iter()
+        .map(|&r| ad.obs.index[r].clone())
+        .collect();
+    let stats = check_values(path, &element, &m, &cell_names)?;
+    let scale = match opts.scale {
+        Some(s) => s,
+        None => detect_scale(path, &element, &stats, ad.exists("uns/log1p"))?,
+    };
+    let mut log_base = None;
+    let target_sum = match scale {
+        ValueScale::Counts => {
+            let t = normalize_total(&mut m, opts.target_sum);
+            log1p(&mut m);
+            Some(t)
+        }
+        ValueScale::Log1p => {
+            log_base = ad.scalar_f64("uns/log1p/base");
+            None
+        }
+    };
+
+    // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
+    let gene_pos: std::collections::HashMap<&str, usize> = table
+        .genes
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let mut unmeasured = Vec::new();
+    let mut perturbed_cols = Vec::new();
+    if table.kind == PerturbationKind::Gene {
+        for t in table.perturbation_tokens() {
+            match gene_pos.get(t.as_str()) {
+                Some(&c) => perturbed_cols.push(c),
+                None => unmeasured.push(t),
+            }
+        }
+        if !unmeasured.is_empty() && opts.unmeasured == UnmeasuredPerturbations::Error {
+            let shown: Vec<&str> = unmeasured.iter().take(8).map(String::as_str).collect();
+            return Err(DataError::Invalid {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "{} perturbed gene(s) named by conditions are not among the file's genes: {}{}",
+                    unmeasured.len(),
+                    shown.join(", "),
+                    if unmeasured.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                ),
+                fix: "check the condition labels for typos; if the file is an HVG subset that \
+                      leaves the perturbed genes out, allow them as vocabulary-only tokens \
+                      (config: data.unmeasured_perturbations = \"vocabulary\"; CLI: \
+                      --allow-unmeasured)"
+                    .into(),
+            });
+        }
+    }
+
+    let n_genes = table.genes.len();
+    let mut keep = match opts.n_top_genes {
+        Some(n) => {
+            let moments = GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, n_genes, log_base);
+            highly_variable_seurat(&moments, n)
+        }
+        None => vec![true; n_genes],
+    };
+    let mut forced = Vec::new();
+    if opts.force_include_perturbed {
+        for &c in &perturbed_cols {
+            if !keep[c] {
+                keep[c] = true;
+                forced.push(table.genes[c].clone());
+            }
+        }
+    }
+    let gene_columns: Vec<usize> = (0..n_genes).filter(|&c| keep[c]).collect();
+    let genes: Vec<String> = gene_columns
+        .iter()
+        .map(|&c| table.genes[c].clone())
+        .collect();
+
+    // Densify only the selected genes.
+    let mut col_pos = vec![usize::MAX; n_genes];
+    for (k, &c) in gene_columns.iter().enumerate() {
+        col_pos[c] = k;
+    }
+    let width = genes.len();
+    let mut x = vec![0f32; table.n_cells() * width];
+    for r in 0..table.n_cells() {
+        for p in m.indptr[r]..m.indptr[r + 1] {
+            let k = col_pos[m.indices[p]];
+            if k != usize::MAX {
+                x[r * width + k] = m.data[p] as f32;
+            }
+        }
+    }
+    let unique: HashSet<&String> = genes.iter().collect();
+    debug_assert_eq!(unique.len(), genes.len());
+
+    let report = LoadReport {
+        path: path.to_path_buf(),
+        element,
+        scale,
+        target_sum,
+        value_max: stats.max,
+        genes_in_file: n_genes,
+        genes_selected: width,
+        forced_genes: forced,
+        unmeasured_genes: unmeasured,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok(PreparedData {
+        table,
+        genes,
+        gene_columns,
+        x,
+        report,
+    })
+}
