@@ -22,6 +22,7 @@ pub mod preprocess;
 pub mod sampler;
 pub mod schema;
 pub mod split;
+pub mod synth;
 pub mod vocab;
 pub mod writer;
 
@@ -35,5 +36,6 @@ pub use preprocess::{TargetSum, ValueScale};
 pub use sampler::{test_cases, SamplerState, TestCase, TrainBatch, TrainSampler};
 pub use schema::{Condition, PerturbationKind, PerturbationTable, Schema, SchemaOptions};
 pub use split::{Split, SplitConfig, SplitMethod};
+pub use synth::{Preset, Size, SynthConfig, SynthData};
 pub use vocab::{GeneVocab, VocabError};
 pub use writer::{write_h5ad, AnnDataOut, MatrixOut, UnsValue};
