@@ -1,6 +1,7 @@
 """Open the .h5ad files CCFM wrote with Python anndata and check them against expected.json.
 
 Run:  CCFM_INTEROP_DIR=DIR cargo test -p ccfm-data --test writer
+      ccfm synth --preset norman --size tiny --out DIR/synth_norman.h5ad   (optional)
       python tools/check_h5ad_interop.py DIR
 Needs: pip install anndata. Exits non-zero on the first difference.
 """
@@ -16,6 +17,8 @@ import scipy.sparse as sp
 
 def main(d):
     expected = json.loads((d / "expected.json").read_text())
+    for f in sorted(d.glob("synth_*.h5ad")):
+        check_synth(f)
     files = sorted(d.glob("written_*.h5ad"))
     assert files, f"no written_*.h5ad in {d}"
     for f in files:
@@ -36,6 +39,22 @@ def main(d):
         assert np.array_equal(np.asarray(a.uns["table"]), np.array(expected["uns"]["table"])), f
         assert a.uns["model"] == expected["uns"]["model"] and a.uns["seed"] == expected["uns"]["seed"], (f, a.uns)
         print(f"{f.name}: anndata reads shape {a.shape}, obs {list(a.obs.columns)}, X, layers and uns as written")
+
+
+def check_synth(f):
+    """A synthetic file: raw counts in layers, X = log1p(normalize_total(counts, 1e4)), truth in uns."""
+    a = ad.read_h5ad(f)
+    counts = a.layers["counts"].toarray()
+    assert np.all(counts == np.round(counts)) and counts.min() >= 0, f
+    totals = counts.sum(axis=1, keepdims=True)
+    want = np.log1p(np.divide(counts * 1e4, totals, out=np.zeros_like(counts), where=totals > 0))
+    assert np.allclose(a.X.toarray(), want, atol=1e-5), f
+    assert str(a.obs["condition"].dtype) == "category", f
+    n_cond = len(a.uns["true_conditions"])
+    assert a.uns["true_mean"].shape == (n_cond, a.n_vars), (f, a.uns["true_mean"].shape)
+    assert len(a.uns["gi_doubles"]) == len(a.uns["gi_type"]) > 0, f
+    assert set(a.uns["gi_doubles"]) <= set(a.obs["condition"].astype(str)), f
+    print(f"{f.name}: anndata reads {a.shape}, counts layer, X = log1p(CP10k), truth in uns")
 
 
 if __name__ == "__main__":

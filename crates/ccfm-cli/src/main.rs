@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::tensor::{Tensor, TensorData};
-use ccfm_data::H5adSummary;
+use ccfm_data::synth::{additive_check, generate};
+use ccfm_data::{
+    prepare, H5adSummary, PrepareOptions, Preset, Schema, SchemaOptions, Size, SynthConfig,
+    UnmeasuredPerturbations,
+};
 use ccfm_flow::{integrate, OdeMethod, TimeGrid};
 use clap::{Parser, Subcommand};
 
@@ -26,18 +30,107 @@ struct Cli {
 enum Command {
     /// Show the version, the compiled backends, and check that the selected backend computes.
     Info,
-    /// Show the layout of an .h5ad file: shape, X encoding, obs/var columns, layers.
+    /// Show an .h5ad file's layout and its perturbation design (schema, control cells,
+    /// singles, doubles), running the validation training runs; exits non-zero if it fails.
     Inspect {
         /// The .h5ad file to read.
         file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
     },
+    /// Print the seurat highly-variable genes (scanpy's default flavour), one per line, in var
+    /// order.
+    Hvg {
+        /// The .h5ad file to read.
+        file: PathBuf,
+        /// Number of genes to select (ties may select more, as in scanpy).
+        #[arg(long)]
+        n_top: usize,
+        /// Matrix to use: X or layers/NAME. Counts are normalised and log1p'd first.
+        #[arg(long, default_value = "X")]
+        layer: String,
+        /// Keep only cells with this obs['dataset'] value.
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Write a synthetic dataset with a known ground truth (GEARS schema for norman, pertpy
+    /// schema for combosciplex).
+    Synth {
+        /// norman or combosciplex.
+        #[arg(long, default_value = "norman")]
+        preset: Preset,
+        /// tiny (unit tests) or default (about 500 genes, 10k cells).
+        #[arg(long, default_value = "default")]
+        size: Size,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output .h5ad path.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// How to read a perturbation file.
+#[derive(clap::Args)]
+struct DataArgs {
+    /// Schema: gears, perturbench, figshare-norman or combosciplex (default: detected).
+    #[arg(long)]
+    schema: Option<Schema>,
+    /// Keep only cells with this obs['dataset'] value (PerturBench mixes datasets).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Matrix to read: X or layers/NAME (default: layers/counts for ComboSciPlex, else X).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Accept perturbed genes that are not among the file's genes (vocabulary-only tokens).
+    #[arg(long)]
+    allow_unmeasured: bool,
+}
+
+impl DataArgs {
+    fn options(&self) -> PrepareOptions {
+        PrepareOptions {
+            schema: SchemaOptions {
+                schema: self.schema,
+                dataset: self.dataset.clone(),
+            },
+            element: self.layer.clone(),
+            unmeasured: if self.allow_unmeasured {
+                UnmeasuredPerturbations::Vocabulary
+            } else {
+                UnmeasuredPerturbations::Error
+            },
+            ..Default::default()
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info(),
-        Command::Inspect { file } => inspect(&file),
+        Command::Inspect { file, json, data } => inspect(&file, json, &data),
+        Command::Hvg {
+            file,
+            n_top,
+            layer,
+            dataset,
+        } => ccfm_data::dataset::highly_variable_genes(&file, &layer, dataset.as_deref(), n_top)
+            .map(|genes| {
+                for g in genes {
+                    println!("{g}");
+                }
+            })
+            .map_err(|e| e.to_string()),
+        Command::Synth {
+            preset,
+            size,
+            seed,
+            out,
+        } => synth(preset, size, seed, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,8 +166,42 @@ fn info() -> Result<(), String> {
     Ok(())
 }
 
-fn inspect(file: &PathBuf) -> Result<(), String> {
+fn inspect(file: &PathBuf, json: bool, args: &DataArgs) -> Result<(), String> {
     let s = H5adSummary::read(file).map_err(|e| e.to_string())?;
+    // The same validation and preparation a training run does.
+    let prepared = prepare(file, &args.options());
+    if json {
+        let data = prepared.map_err(|e| e.to_string())?;
+        let t = &data.table;
+        let (singles, doubles) = t.singles_doubles();
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "n_obs": s.n_obs,
+            "n_vars": s.n_vars,
+            "x": {"encoding": s.x_encoding, "dtype": s.x_dtype, "stored": s.x_stored,
+                  "density": s.density()},
+            "layers": s.layers,
+            "obs_columns": s.obs_columns,
+            "var_columns": s.var_columns,
+            "schema": t.schema.name(),
+            "perturbation_kind": format!("{:?}", t.kind).to_lowercase(),
+            "matrix": data.report.element,
+            "scale": data.report.scale.to_string(),
+            "cells": t.n_cells(),
+            "control_cells": t.cells_by_condition()[0].len(),
+            "conditions": t.conditions.len(),
+            "singles": singles,
+            "doubles": doubles,
+            "condition_cells": t.conditions.iter().zip(t.cells_by_condition())
+                .map(|(c, cells)| (c.name(), cells.len()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "unmeasured_perturbed_genes": data.report.unmeasured_genes,
+            "has_doses": t.doses.is_some(),
+            "load_seconds": data.report.seconds,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("plain JSON"));
+        return Ok(());
+    }
     println!("{}", file.display());
     println!("  cells x genes: {} x {}", s.n_obs, s.n_vars);
     println!(
@@ -92,5 +219,70 @@ fn inspect(file: &PathBuf) -> Result<(), String> {
         s.layers.join(", ")
     };
     println!("  layers: {layers}");
+    let data = prepared.map_err(|e| e.to_string())?;
+    let t = &data.table;
+    let (singles, doubles) = t.singles_doubles();
+    let by = t.cells_by_condition();
+    println!(
+        "  schema: {} ({} perturbations), values from {} ({})",
+        t.schema,
+        format!("{:?}", t.kind).to_lowercase(),
+        data.report.element,
+        data.report.scale
+    );
+    println!(
+        "  cells used: {} ({} control); conditions: {} singles, {} doubles",
+        t.n_cells(),
+        by[0].len(),
+        singles,
+        doubles
+    );
+    let sizes: Vec<usize> = by[1..].iter().map(Vec::len).collect();
+    if let (Some(lo), Some(hi)) = (sizes.iter().min(), sizes.iter().max()) {
+        println!("  cells per perturbation: {lo} to {hi}");
+    }
+    if !data.report.unmeasured_genes.is_empty() {
+        println!(
+            "  perturbed genes not measured (vocabulary-only): {}",
+            data.report.unmeasured_genes.len()
+        );
+    }
+    if t.doses.is_some() {
+        println!("  doses: per cell (Dose1/Dose2 or dose_val)");
+    }
+    println!("  validation: ok (loaded in {:.3} s)", data.report.seconds);
+    Ok(())
+}
+
+fn synth(preset: Preset, size: Size, seed: u64, out: &PathBuf) -> Result<(), String> {
+    let cfg = SynthConfig { preset, size, seed };
+    let data = generate(&cfg);
+    data.write(out).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {}: synthetic {preset} ({size}, seed {seed}), {} cells x {} genes; raw counts in \
+         layers['counts'], X = log1p(normalize_total 1e4); truth in uns (true_mean, true_delta, \
+         gi_type)",
+        out.display(),
+        data.n_obs(),
+        data.n_vars()
+    );
+    // The additive baseline on the written data, by interaction type.
+    let prepared = prepare(out, &PrepareOptions::default()).map_err(|e| e.to_string())?;
+    let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for (name, r, _) in additive_check(&prepared) {
+        let t = data
+            .gi_type
+            .iter()
+            .find(|(k, _)| ccfm_data::Condition::parse(k).name() == name)
+            .map_or("unknown".to_string(), |(_, t)| t.clone());
+        by.entry(t).or_default().push(r);
+    }
+    if !by.is_empty() {
+        println!("additive baseline (control + dA + dB), mean pearson_delta per interaction type:");
+        for (t, v) in by {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            println!("  {t:<12} {:>3} doubles  {mean:.3}", v.len());
+        }
+    }
     Ok(())
 }

@@ -30,11 +30,23 @@ fn inspect_prints_the_layout_of_a_real_file() {
     if !available(&path, "inspect_prints_the_layout_of_a_real_file") {
         return;
     }
-    let out = ccfm(&["inspect", path.to_str().unwrap()]);
+    let p = path.to_str().unwrap();
+    // The file mixes two datasets: the layout prints, then validation asks for a choice.
+    let out = ccfm(&["inspect", p]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
     assert!(stdout.contains("cells x genes: 5961 x 500"), "{stdout}");
     assert!(stdout.contains("csr_matrix float64"), "{stdout}");
+    assert!(stderr.contains("--dataset"), "{stderr}");
+    let out = ccfm(&["inspect", p, "--dataset", "norman19", "--allow-unmeasured"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("schema: perturbench"), "{stdout}");
+    assert!(
+        stdout.contains("cells used: 3375 (100 control); conditions: 18 singles, 15 doubles"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -44,4 +56,168 @@ fn inspect_of_a_missing_file_fails_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/run/cells.h5ad"), "{stderr}");
     assert!(stderr.starts_with("error:"), "{stderr}");
+}
+
+#[test]
+fn hvg_equals_scanpy_on_the_real_file() {
+    let path = shared_dir().join("data/perturbench_devel.h5ad");
+    if !available(&path, "hvg_equals_scanpy_on_the_real_file") {
+        return;
+    }
+    let fixture = ccfm_testkit::workspace_root().join("tests/fixtures/hvg/perturbench_seurat.json");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    for (subset, dataset) in [("norman19", Some("norman19")), ("all", None)] {
+        for (n, sel) in expected["subsets"][subset]["selections"]
+            .as_object()
+            .unwrap()
+        {
+            let mut args = vec!["hvg", path.to_str().unwrap(), "--n-top", n.as_str()];
+            if let Some(d) = dataset {
+                args.extend(["--dataset", d]);
+            }
+            let out = ccfm(&args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let want: Vec<String> = sel["selected"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(got, want, "{subset} n_top={n}");
+        }
+    }
+}
+
+#[test]
+fn synth_writes_files_that_inspect_reads_back() {
+    let dir = std::env::temp_dir().join(format!("ccfm-cli-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (preset, schema, kind) in [
+        ("norman", "gears", "gene"),
+        ("combosciplex", "combosciplex", "drug"),
+    ] {
+        let file = dir.join(format!("{preset}.h5ad"));
+        let f = file.to_str().unwrap();
+        let out = ccfm(&[
+            "synth", "--preset", preset, "--size", "tiny", "--seed", "5", "--out", f,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("additive baseline"), "{stdout}");
+        let out = ccfm(&["inspect", f, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["schema"], schema);
+        assert_eq!(v["perturbation_kind"], kind);
+        assert_eq!(v["n_vars"], 50);
+        assert!(v["control_cells"].as_u64().unwrap() > 0);
+        assert!(v["doubles"].as_u64().unwrap() > 0);
+        assert_eq!(v["layers"], serde_json::json!(["counts"]));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn inspect_fails_on_each_kind_of_bad_input() {
+    use ccfm_data::{write_h5ad, AnnDataOut, Column, DataFrame, MatrixOut};
+    let dir = std::env::temp_dir().join(format!("ccfm-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, conditions: &[&str], genes: &[&str], x: &[f32]| {
+        let obs = DataFrame {
+            index: (0..conditions.len()).map(|i| format!("c{i}")).collect(),
+            columns: vec![(
+                "condition".into(),
+                Column::Strings(conditions.iter().map(|s| s.to_string()).collect()),
+            )],
+        };
+        let var = DataFrame {
+            index: genes.iter().map(|s| s.to_string()).collect(),
+            columns: vec![],
+        };
+        let path = dir.join(name);
+        write_h5ad(
+            &path,
+            &AnnDataOut {
+                x: MatrixOut::Dense(x),
+                layers: &[],
+                obs: &obs,
+                var: &var,
+                uns: &[],
+            },
+        )
+        .unwrap();
+        path
+    };
+    let conds = ["ctrl", "A+ctrl", "A+B", "B+ctrl"];
+    let x: Vec<f32> = (0..8).map(|i| (i % 3) as f32 * 0.7).collect();
+    let mut nan = x.clone();
+    nan[3] = f32::INFINITY;
+    let mut neg = x.clone();
+    neg[5] = -1.0;
+    let cases = [
+        (write("ok.h5ad", &conds, &["A", "B"], &x), None),
+        (
+            write(
+                "no_ctrl.h5ad",
+                &["A+ctrl", "A+B", "B+ctrl", "A+B"],
+                &["A", "B"],
+                &x,
+            ),
+            Some("no control cells"),
+        ),
+        (
+            write(
+                "typo.h5ad",
+                &["ctrl", "A+ctrl", "A+BB", "B+ctrl"],
+                &["A", "B"],
+                &x,
+            ),
+            Some("BB"),
+        ),
+        (
+            write("inf.h5ad", &conds, &["A", "B"], &nan),
+            Some("non-finite"),
+        ),
+        (
+            write("neg.h5ad", &conds, &["A", "B"], &neg),
+            Some("negative"),
+        ),
+        (
+            write("dup.h5ad", &conds, &["A", "A"], &x),
+            Some("duplicate gene"),
+        ),
+    ];
+    for (path, problem) in cases {
+        let out = ccfm(&["inspect", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match problem {
+            None => assert!(out.status.success(), "{stderr}"),
+            Some(p) => {
+                assert!(!out.status.success(), "{} accepted", path.display());
+                assert!(
+                    stderr.contains(p)
+                        && stderr.contains(path.file_name().unwrap().to_str().unwrap()),
+                    "{stderr}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

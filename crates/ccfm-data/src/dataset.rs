@@ -271,3 +271,57 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
         report,
     })
 }
+
+/// Seurat highly-variable genes of a file, as `sc.pp.highly_variable_genes(adata,
+/// n_top_genes=n_top)` selects them: var names in var order. Count data are normalised to the
+/// median total and log1p'd first; `dataset` keeps the cells with that `obs['dataset']`.
+pub fn highly_variable_genes(
+    path: impl AsRef<Path>,
+    element: &str,
+    dataset: Option<&str>,
+    n_top: usize,
+) -> Result<Vec<String>, DataError> {
+    let path = path.as_ref();
+    let ad = AnnData::open(path)?;
+    let rows: Vec<usize> = match dataset {
+        None => (0..ad.n_obs()).collect(),
+        Some(want) => {
+            let col = ad.obs.column("dataset").ok_or_else(|| DataError::Invalid {
+                path: path.to_path_buf(),
+                problem: format!("a dataset (`{want}`) was chosen but obs has no `dataset` column"),
+                fix: "drop the dataset option".into(),
+            })?;
+            let labels = col.as_labels();
+            let rows: Vec<usize> = (0..ad.n_obs())
+                .filter(|&r| labels[r].as_deref() == Some(want))
+                .collect();
+            if rows.is_empty() {
+                return Err(DataError::Invalid {
+                    path: path.to_path_buf(),
+                    problem: format!("no cell has obs['dataset'] == `{want}`"),
+                    fix: "choose a dataset the file has (`ccfm inspect` lists the obs columns)"
+                        .into(),
+                });
+            }
+            rows
+        }
+    };
+    let mut m = ad.read_rows_sparse(element, &rows)?;
+    let names: Vec<String> = rows.iter().map(|&r| ad.obs.index[r].clone()).collect();
+    let stats = check_values(path, element, &m, &names)?;
+    let mut log_base = None;
+    match detect_scale(path, element, &stats, ad.exists("uns/log1p"))? {
+        ValueScale::Counts => {
+            normalize_total(&mut m, TargetSum::Median);
+            log1p(&mut m);
+        }
+        ValueScale::Log1p => log_base = ad.scalar_f64("uns/log1p/base"),
+    }
+    let moments = GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, ad.n_vars(), log_base);
+    Ok(highly_variable_seurat(&moments, n_top)
+        .iter()
+        .zip(&ad.var.index)
+        .filter(|(keep, _)| **keep)
+        .map(|(_, g)| g.clone())
+        .collect())
+}

@@ -238,9 +238,9 @@ impl Base {
     ) {
         let lib = LogNormal::new(L0.ln(), 0.35).expect("valid").sample(rng);
         let g = self.n_genes();
-        for gi in 0..g {
-            let mean =
-                lib / L0 * (self.mu[gi] + self.state_program[state * g + gi] + shift[gi]).exp();
+        let program = &self.state_program[state * g..(state + 1) * g];
+        for (gi, ((&mu, &w), &d)) in self.mu.iter().zip(program).zip(shift).enumerate() {
+            let mean = lib / L0 * (mu + w + d).exp();
             // NB(mean, theta) as Poisson(Gamma(theta, mean / theta)).
             let lambda = Gamma::new(self.theta[gi], mean / self.theta[gi])
                 .expect("positive")
@@ -417,10 +417,10 @@ fn norman(cfg: &SynthConfig) -> SynthData {
 
     // Conditions: (label, delta, gi type).
     let name = |j: usize| base.genes[targets[j]].clone();
-    let mut conds: Vec<(String, Option<Vec<f64>>, Option<&str>)> =
-        vec![("ctrl".to_string(), None, None)];
-    for j in 0..sz.singles {
-        conds.push((format!("{}+ctrl", name(j)), Some(delta[j].clone()), None));
+    type Cond<'a> = (String, Option<Vec<f64>>, Option<&'a str>);
+    let mut conds: Vec<Cond> = vec![("ctrl".to_string(), None, None)];
+    for (j, d) in delta.iter().enumerate().take(sz.singles) {
+        conds.push((format!("{}+ctrl", name(j)), Some(d.clone()), None));
     }
     for &(i, j) in &doubles {
         let (a, b) = (
@@ -589,9 +589,10 @@ const DRUG_CLASSES: [&str; 4] = ["HDACi", "kinase_inhibitor", "HSP90i", "SIRT_mo
 const DOSES: [f64; 4] = [10.0, 100.0, 1000.0, 10000.0];
 
 fn combosciplex(cfg: &SynthConfig) -> SynthData {
-    let (g, n_drugs, n_pairs, cells, controls) = match cfg.size {
-        Size::Tiny => (50, 4, 4, 12, 120),
-        Size::Default => (500, 8, 20, 40, 800),
+    // (genes, drugs, pairs, cells per single dose, cells per pair, controls)
+    let (g, n_drugs, n_pairs, per_dose, per_pair, controls) = match cfg.size {
+        Size::Tiny => (50, 4, 4, 12, 40, 120),
+        Size::Default => (500, 8, 20, 60, 200, 800),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let base = Base::new(&mut rng, g, "SD");
@@ -648,10 +649,10 @@ fn combosciplex(cfg: &SynthConfig) -> SynthData {
         drugs: [None, None],
         doses: [0.0, 0.0],
     }];
-    for d in 0..n_drugs {
+    for (d, drug) in drugs.iter().enumerate() {
         for &c in &DOSES {
             groups.push(Group {
-                label: format!("control+{}", drugs[d]),
+                label: format!("control+{drug}"),
                 drugs: [None, Some(d)],
                 doses: [0.0, c],
             });
@@ -670,10 +671,10 @@ fn combosciplex(cfg: &SynthConfig) -> SynthData {
         let mut s = vec![0.0; g];
         let mut tox = 0.0f64;
         let mut hs = [0.0; 2];
-        for k in 0..2 {
+        for (k, h_k) in hs.iter_mut().enumerate() {
             if let Some(d) = grp.drugs[k] {
                 let h = hill(d, grp.doses[k]);
-                hs[k] = h;
+                *h_k = h;
                 s = add(&s, &scale(&effect[d], h));
                 if cytotoxic(d) {
                     tox = tox.max(h);
@@ -693,11 +694,11 @@ fn combosciplex(cfg: &SynthConfig) -> SynthData {
     let mut rows: Vec<(usize, usize)> = Vec::new(); // (group, state)
     for (gi, grp) in groups.iter().enumerate() {
         let (shift, tox) = shift_of(grp);
-        let n = if grp.drugs == [None, None] {
-            controls
-        } else {
+        let n = match grp.drugs {
+            [None, None] => controls,
             // Cytotoxic drugs thin the population at high dose.
-            ((cells as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize
+            [None, Some(_)] => ((per_dose as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize,
+            _ => ((per_pair as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize,
         };
         let weights = [0.5 * (1.0 - tox), 0.3 * (1.0 - tox), 0.2 + 0.8 * tox];
         for _ in 0..n {
