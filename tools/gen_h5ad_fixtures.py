@@ -86,5 +86,86 @@ def main(out):
         print("wrote", name)
 
 
+def canonical(label):
+    tokens = [t for t in label.split("+") if t not in ("ctrl", "control")]
+    return "+".join(tokens) if tokens else "control"
+
+
+def schema_cases(out):
+    """One small file per dataset schema, as the real files lay it out (spec: scdfm.md §5.1,
+    peers-metrics-data.md §3.1). The JSON adds the expected schema, the canonical condition of
+    every cell and the gene symbols."""
+    rng = np.random.default_rng(1)
+    n = 16
+    genes = ["KLF1", "MAP2K6", "CEBPE", "SET", "ZBTB10", "HK2"]
+    pick = lambda labels: [labels[i % len(labels)] for i in range(n)]
+    log_x = lambda: sp.csr_matrix(matrix(n, len(genes), rng, np.float32))
+    cases = {}
+    cond = pick(["ctrl", "KLF1+ctrl", "KLF1+MAP2K6", "ctrl+MAP2K6"])
+    cases["schema_gears"] = ("gears", ad.AnnData(
+        X=log_x(),
+        obs=pd.DataFrame({
+            "condition": pd.Categorical(cond),
+            "cell_type": pd.Categorical(["A549"] * n),
+            "dose_val": pd.Categorical(["1+1" if "ctrl" not in c else "1" for c in cond]),
+            "control": np.array([int(c == "ctrl") for c in cond], dtype=np.int64),
+            "condition_name": pd.Categorical([f"A549_{c}_1+1" for c in cond]),
+        }, index=[f"cell{i}" for i in range(n)]),
+        var=pd.DataFrame({"gene_name": genes}, index=[f"ENSG{j:05d}" for j in range(len(genes))]),
+    ), cond)
+    cond = pick(["ctrl", "CEBPE+ctrl", "CEBPE+SET", "SET+ctrl"])
+    cases["schema_figshare_norman"] = ("figshare-norman", ad.AnnData(
+        X=log_x(),
+        obs=pd.DataFrame({
+            "guide_merged": pd.Categorical(cond),
+            "guide_identity": pd.Categorical([c.replace("+", "_") for c in cond]),
+            "gene_program": pd.Categorical(["Ctrl" if c == "ctrl" else "Erythroid" for c in cond]),
+            "gemgroup": np.arange(n) % 3 + 1,
+        }, index=[f"AAAC{i:04d}-1" for i in range(n)]),
+        var=pd.DataFrame({"gene_name": genes}, index=[str(j) for j in range(len(genes))]),
+    ), cond)
+    cond = pick(["control", "KLF1", "KLF1+HK2", "HK2"])
+    cases["schema_perturbench"] = ("perturbench", ad.AnnData(
+        X=log_x(),
+        obs=pd.DataFrame({
+            "condition": pd.Categorical(cond),
+            "perturbation": pd.Categorical(cond),
+            "dataset": pd.Categorical(["norman19"] * n),
+            "cell_type": pd.Categorical(["k562"] * n),
+        }, index=[f"c{i}" for i in range(n)]),
+        var=pd.DataFrame(index=genes),
+    ), cond)
+    drugs = [("control", "control"), ("control", "Dacinostat"), ("Panobinostat", "Crizotinib"),
+             ("control", "Alvespimycin")]
+    pairs = pick(drugs)
+    cond = [f"{a}+{b}" for a, b in pairs]
+    counts = rng.poisson(1.5, size=(n, len(genes))).astype(np.float32)
+    cases["schema_combosciplex"] = ("combosciplex", ad.AnnData(
+        X=sp.csr_matrix(np.log1p(counts)),
+        obs=pd.DataFrame({
+            "condition": pd.Categorical(cond),
+            "Drug1": pd.Categorical([a for a, _ in pairs]),
+            "Drug2": pd.Categorical([b for _, b in pairs]),
+            "cell_type": pd.Categorical(["A549"] * n),
+            "split": pd.Categorical(["train"] * n),
+        }, index=[f"w{i}" for i in range(n)]),
+        var=pd.DataFrame(index=genes),
+        layers={"counts": sp.csr_matrix(counts)},
+    ), cond)
+    for name, (schema, a, labels) in cases.items():
+        a.write_h5ad(out / f"{name}.h5ad")
+        back = ad.read_h5ad(out / f"{name}.h5ad")
+        j = to_json(back)
+        j["expected"] = {
+            "schema": schema,
+            "cell_conditions": [canonical(c) for c in labels],
+            "genes": genes,
+        }
+        (out / f"{name}.json").write_text(json.dumps(j, indent=1) + "\n")
+        print("wrote", name)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/h5ad"))
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/h5ad")
+    main(out)
+    schema_cases(out)
