@@ -161,3 +161,80 @@ pub fn coexpression_mask(
     let blocked = blocked_mask(&corr, genes, cfg);
     sorted_pad_mask(&blocked, gene_names, cfg.n_specials)
 }
+
+/// FNV-1a, 64 bit: a stable content hash for cache keys (not for security).
+fn fnv1a(state: &mut u64, bytes: &[u8]) {
+    for &b in bytes {
+        *state ^= b as u64;
+        *state = state.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
+const CACHE_MAGIC: &[u8] = b"CCFM-COEXPRESSION-MASK-1\n";
+
+/// The cache key of a mask: a hash of the settings, the gene names and the training matrix.
+pub fn cache_key(x: &[f64], cells: usize, gene_names: &[String], cfg: &CoexpressionConfig) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut h, CACHE_MAGIC);
+    for v in [
+        cfg.top_k as u64,
+        cfg.use_negative_edge as u64,
+        cfg.n_specials as u64,
+        cells as u64,
+    ] {
+        fnv1a(&mut h, &v.to_le_bytes());
+    }
+    for g in gene_names {
+        fnv1a(&mut h, g.as_bytes());
+        fnv1a(&mut h, &[0]);
+    }
+    for v in x {
+        fnv1a(&mut h, &v.to_bits().to_le_bytes());
+    }
+    h
+}
+
+fn decode(bytes: &[u8], m: usize) -> Option<Vec<bool>> {
+    let rest = bytes.strip_prefix(CACHE_MAGIC)?;
+    let (len, bits) = rest.split_at_checked(8)?;
+    if u64::from_le_bytes(len.try_into().ok()?) != m as u64 || bits.len() != (m * m).div_ceil(8) {
+        return None;
+    }
+    Some(
+        (0..m * m)
+            .map(|i| bits[i / 8] >> (i % 8) & 1 == 1)
+            .collect(),
+    )
+}
+
+/// [`coexpression_mask`] cached in `cache_dir` under a name derived from [`cache_key`]: a later
+/// call with the same inputs reads the file instead of recomputing. A cache file that does not
+/// decode is recomputed and replaced. Returns the mask and whether it came from the cache.
+pub fn cached_coexpression_mask(
+    cache_dir: &std::path::Path,
+    x: &[f64],
+    cells: usize,
+    gene_names: &[String],
+    cfg: &CoexpressionConfig,
+) -> Result<(Vec<bool>, bool), crate::DataError> {
+    let m = gene_names.len() + cfg.n_specials;
+    let key = cache_key(x, cells, gene_names, cfg);
+    let path = cache_dir.join(format!("coexpression-{key:016x}-k{}.mask", cfg.top_k));
+    if let Some(mask) = std::fs::read(&path).ok().and_then(|b| decode(&b, m)) {
+        return Ok((mask, true));
+    }
+    let mask = coexpression_mask(x, cells, gene_names, cfg);
+    let mut bytes = CACHE_MAGIC.to_vec();
+    bytes.extend_from_slice(&(m as u64).to_le_bytes());
+    let mut bits = vec![0u8; (m * m).div_ceil(8)];
+    for (i, &b) in mask.iter().enumerate() {
+        bits[i / 8] |= u8::from(b) << (i % 8);
+    }
+    bytes.extend_from_slice(&bits);
+    std::fs::create_dir_all(cache_dir).map_err(|e| crate::DataError::Io {
+        path: cache_dir.to_path_buf(),
+        detail: format!("creating the cache directory: {e}"),
+    })?;
+    crate::split::write_atomic(&path, &bytes)?;
+    Ok((mask, false))
+}

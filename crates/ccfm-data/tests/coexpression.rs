@@ -95,3 +95,42 @@ fn constant_genes_get_no_correlation() {
     assert_eq!(c[1], 0.0);
     assert_eq!(c[genes + 2], 0.0);
 }
+
+#[test]
+fn masks_are_cached_by_their_inputs() {
+    use ccfm_data::coexpression::cached_coexpression_mask;
+    let dir = std::env::temp_dir().join(format!("ccfm-mask-cache-{}", std::process::id()));
+    let (cells, genes) = (20, 8);
+    let x: Vec<f64> = (0..cells * genes)
+        .map(|i| ((i * 7919) % 13) as f64 * 0.3)
+        .collect();
+    let names: Vec<String> = (0..genes).map(|g| format!("G{}", 9 - g)).collect();
+    let cfg = CoexpressionConfig {
+        top_k: 3,
+        ..Default::default()
+    };
+    let direct = coexpression_mask(&x, cells, &names, &cfg);
+    let (a, hit_a) = cached_coexpression_mask(&dir, &x, cells, &names, &cfg).unwrap();
+    let (b, hit_b) = cached_coexpression_mask(&dir, &x, cells, &names, &cfg).unwrap();
+    assert_eq!((hit_a, hit_b), (false, true));
+    assert_eq!(a, direct);
+    assert_eq!(b, direct);
+    // Other inputs, other entry.
+    let cfg2 = CoexpressionConfig { top_k: 2, ..cfg };
+    let (_, hit) = cached_coexpression_mask(&dir, &x, cells, &names, &cfg2).unwrap();
+    assert!(!hit);
+    let mut x2 = x.clone();
+    x2[5] += 1.0;
+    let (_, hit) = cached_coexpression_mask(&dir, &x2, cells, &names, &cfg).unwrap();
+    assert!(!hit);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+    // A damaged entry is recomputed, not trusted.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::write(&p, b"garbage").unwrap();
+    }
+    let (c, hit) = cached_coexpression_mask(&dir, &x, cells, &names, &cfg).unwrap();
+    assert!(!hit);
+    assert_eq!(c, direct);
+    std::fs::remove_dir_all(dir).unwrap();
+}
