@@ -1,0 +1,388 @@
+//! cell-eval 0.8.2's per-perturbation metrics (spec: peers-metrics-data.md §2.1), computed on an
+//! [`EvalPair`]. Pseudobulk metrics use float32 pseudobulks; DE uses Mann–Whitney U per gene,
+//! Benjamini–Hochberg per perturbation, log2 fold changes of expm1 means with ε = 0 (±inf kept)
+//! and float32 casts, as cell-eval and pdex do. `clustering_agreement` (Leiden) is not
+//! computed.
+
+use rayon::prelude::*;
+
+use crate::pair::{pseudobulk, EvalPair};
+use crate::stats::{
+    average_precision, benjamini_hochberg, mann_whitney, pearson, roc_auc, spearman,
+};
+
+/// Which metrics to compute, as cell-eval's profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Full,
+    Minimal,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Profile::Full),
+            "minimal" => Ok(Profile::Minimal),
+            _ => Err(format!("unknown profile `{s}`; choose full or minimal")),
+        }
+    }
+}
+
+/// Per-perturbation results: one row per perturbation (sorted), one column per metric, in
+/// cell-eval's column order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricTable {
+    pub perts: Vec<String>,
+    pub columns: Vec<(String, Vec<f64>)>,
+}
+
+impl MetricTable {
+    pub fn column(&self, name: &str) -> Option<&[f64]> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// One side's DE results for one perturbation, in gene order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeResult {
+    pub lfc: Vec<f32>,
+    pub p_value: Vec<f32>,
+    pub fdr: Vec<f32>,
+}
+
+const FDR: f32 = 0.05;
+
+impl DeResult {
+    fn significant(&self) -> Vec<usize> {
+        (0..self.fdr.len()).filter(|&i| self.fdr[i] < FDR).collect()
+    }
+
+    /// Significant genes ranked by |lfc| descending; ties keep gene order (polars "ordinal").
+    fn ranked(&self) -> Vec<usize> {
+        let mut s = self.significant();
+        s.sort_by(|&a, &b| self.lfc[b].abs().total_cmp(&self.lfc[a].abs()));
+        s
+    }
+}
+
+/// pdex's `mode="ref"` DE of the cells `target` against `control` on every gene.
+pub fn differential_expression(
+    x: &[f32],
+    g: usize,
+    target: &[usize],
+    control: &[usize],
+) -> DeResult {
+    let (mt, mc) = (pseudobulk(x, g, target), pseudobulk(x, g, control));
+    let column = |cells: &[usize], j: usize| -> Vec<f64> {
+        cells.iter().map(|&c| x[c * g + j] as f64).collect()
+    };
+    let p: Vec<f64> = (0..g)
+        .into_par_iter()
+        .map(|j| mann_whitney(&column(target, j), &column(control, j)).1)
+        .collect();
+    let fdr = benjamini_hochberg(&p);
+    let lfc = (0..g)
+        .map(|j| {
+            let (a, b) = ((mt[j] as f64).exp_m1(), (mc[j] as f64).exp_m1());
+            if a == 0.0 && b == 0.0 {
+                0.0
+            } else {
+                (a / b).log2() as f32
+            }
+        })
+        .collect();
+    DeResult {
+        lfc,
+        p_value: p.iter().map(|&v| v as f32).collect(),
+        fdr: fdr.iter().map(|&v| v as f32).collect(),
+    }
+}
+
+fn sign(v: f32) -> i8 {
+    if v > 0.0 {
+        1
+    } else if v < 0.0 {
+        -1
+    } else {
+        0
+    }
+}
+
+/// Mean Euclidean distance over all pairs (diagonal included when `a` and `b` are the same).
+fn mean_distance(x: &[f32], g: usize, a: &[usize], b: &[usize]) -> f64 {
+    let total: f64 = a
+        .par_iter()
+        .map(|&i| {
+            let xi = &x[i * g..(i + 1) * g];
+            b.iter()
+                .map(|&j| {
+                    let xj = &x[j * g..(j + 1) * g];
+                    xi.iter()
+                        .zip(xj)
+                        .map(|(&u, &v)| {
+                            let d = u as f64 - v as f64;
+                            d * d
+                        })
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .sum::<f64>()
+        })
+        .sum();
+    total / (a.len() * b.len()) as f64
+}
+
+fn energy_distances(x: &[f32], g: usize, groups: &[&[usize]], control: &[usize]) -> Vec<f64> {
+    let sigma_c = mean_distance(x, g, control, control);
+    groups
+        .iter()
+        .map(|cells| {
+            2.0 * mean_distance(x, g, cells, control) - mean_distance(x, g, cells, cells) - sigma_c
+        })
+        .collect()
+}
+
+fn distances(kind: &str, a: &[f32], b: &[f32], keep: &[bool]) -> f64 {
+    let it = a
+        .iter()
+        .zip(b)
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|((&u, &v), _)| (u as f64, v as f64));
+    match kind {
+        "l1" => it.map(|(u, v)| (u - v).abs()).sum(),
+        "l2" => it.map(|(u, v)| (u - v) * (u - v)).sum::<f64>().sqrt(),
+        _ => {
+            let (mut uv, mut uu, mut vv) = (0.0, 0.0, 0.0);
+            for (u, v) in it {
+                uv += u * v;
+                uu += u * u;
+                vv += v * v;
+            }
+            1.0 - uv / (uu.sqrt() * vv.sqrt())
+        }
+    }
+}
+
+/// Compute the profile's metrics.
+pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
+    let g = pair.n_genes();
+    let perts = pair.perts.clone();
+    let np = perts.len();
+    let rg = &pair.real_groups;
+    let pg = &pair.pred_groups;
+    let real_ctrl = pseudobulk(&pair.real.x, g, &rg.control);
+    let pred_ctrl = pseudobulk(&pair.pred.x, g, &pg.control);
+    let real_pb: Vec<Vec<f32>> = perts
+        .iter()
+        .map(|p| pseudobulk(&pair.real.x, g, &rg.by_pert[p]))
+        .collect();
+    let pred_pb: Vec<Vec<f32>> = perts
+        .iter()
+        .map(|p| pseudobulk(&pair.pred.x, g, &pg.by_pert[p]))
+        .collect();
+    let delta = |pb: &[f32], ctrl: &[f32]| -> Vec<f32> {
+        pb.iter().zip(ctrl).map(|(a, b)| a - b).collect()
+    };
+    let real_d: Vec<Vec<f32>> = real_pb.iter().map(|v| delta(v, &real_ctrl)).collect();
+    let pred_d: Vec<Vec<f32>> = pred_pb.iter().map(|v| delta(v, &pred_ctrl)).collect();
+    let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
+    let mean_err = |a: &[f32], b: &[f32], sq: bool| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| {
+                let d = x as f64 - y as f64;
+                if sq {
+                    d * d
+                } else {
+                    d.abs()
+                }
+            })
+            .sum::<f64>()
+            / g as f64
+    };
+
+    // DE on both sides.
+    let de = |x: &[f32], groups: &crate::pair::Groups| -> Vec<DeResult> {
+        perts
+            .iter()
+            .map(|p| differential_expression(x, g, &groups.by_pert[p], &groups.control))
+            .collect()
+    };
+    let de_real = de(&pair.real.x, rg);
+    let de_pred = de(&pair.pred.x, pg);
+    let any_real = de_real.iter().any(|d| !d.significant().is_empty());
+    let any_pred = de_pred.iter().any(|d| !d.significant().is_empty());
+
+    let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
+    let ks: [(&str, Option<usize>); 5] = [
+        ("N", None),
+        ("50", Some(50)),
+        ("100", Some(100)),
+        ("200", Some(200)),
+        ("500", Some(500)),
+    ];
+    for metric in ["overlap", "precision"] {
+        for (label, k) in ks {
+            if profile == Profile::Minimal && label != "N" {
+                continue;
+            }
+            let v = (0..np)
+                .map(|i| {
+                    if !any_real || !any_pred {
+                        return 0.0;
+                    }
+                    let (r, p) = (de_real[i].ranked(), de_pred[i].ranked());
+                    if r.is_empty() || p.is_empty() {
+                        return 0.0;
+                    }
+                    let base = if metric == "overlap" {
+                        r.len()
+                    } else {
+                        p.len()
+                    };
+                    let k_eff = k.unwrap_or(base).min(base);
+                    if k_eff == 0 {
+                        return 0.0;
+                    }
+                    let rs: std::collections::HashSet<usize> =
+                        r.iter().take(k_eff).copied().collect();
+                    p.iter().take(k_eff).filter(|j| rs.contains(j)).count() as f64 / k_eff as f64
+                })
+                .collect();
+            columns.push((format!("{metric}_at_{label}"), v));
+        }
+    }
+    let nsig_real: Vec<f64> = de_real
+        .iter()
+        .map(|d| d.significant().len() as f64)
+        .collect();
+    let nsig_pred: Vec<f64> = de_pred
+        .iter()
+        .map(|d| d.significant().len() as f64)
+        .collect();
+    if profile == Profile::Full {
+        // de_spearman_sig: over perturbations with real significant genes.
+        let rows: Vec<usize> = (0..np).filter(|&i| nsig_real[i] > 0.0).collect();
+        let s = if rows.is_empty() {
+            1.0
+        } else {
+            let a: Vec<f64> = rows.iter().map(|&i| nsig_real[i]).collect();
+            let b: Vec<f64> = rows.iter().map(|&i| nsig_pred[i]).collect();
+            spearman(&a, &b)
+        };
+        columns.push(("de_spearman_sig".into(), vec![s; np]));
+        let mut direction = Vec::new();
+        let mut lfc_corr = Vec::new();
+        let mut recall = Vec::new();
+        for i in 0..np {
+            let sig = de_real[i].significant();
+            if sig.is_empty() {
+                direction.push(f64::NAN);
+                lfc_corr.push(f64::NAN);
+                recall.push(f64::NAN);
+                continue;
+            }
+            let m = sig
+                .iter()
+                .filter(|&&j| sign(de_real[i].lfc[j]) == sign(de_pred[i].lfc[j]))
+                .count();
+            direction.push(m as f64 / sig.len() as f64);
+            let a: Vec<f64> = sig.iter().map(|&j| de_real[i].lfc[j] as f64).collect();
+            let b: Vec<f64> = sig.iter().map(|&j| de_pred[i].lfc[j] as f64).collect();
+            lfc_corr.push(spearman(&a, &b));
+            let both = sig.iter().filter(|&&j| de_pred[i].fdr[j] < FDR).count();
+            recall.push(both as f64 / sig.len() as f64);
+        }
+        columns.push(("de_direction_match".into(), direction));
+        columns.push(("de_spearman_lfc_sig".into(), lfc_corr));
+        columns.push(("de_sig_genes_recall".into(), recall));
+    }
+    columns.push(("de_nsig_counts_real".into(), nsig_real));
+    columns.push(("de_nsig_counts_pred".into(), nsig_pred));
+    if profile == Profile::Full {
+        let mut pr = Vec::new();
+        let mut roc = Vec::new();
+        for i in 0..np {
+            let labels: Vec<bool> = de_real[i].fdr.iter().map(|&q| q < FDR).collect();
+            let scores: Vec<f64> = de_pred[i]
+                .fdr
+                .iter()
+                .map(|&q| -(q.clamp(1e-10, 1.0) as f64).log10())
+                .collect();
+            let pos = labels.iter().filter(|&&l| l).count();
+            if pos == 0 || pos == labels.len() {
+                pr.push(f64::NAN);
+                roc.push(f64::NAN);
+            } else {
+                pr.push(average_precision(&labels, &scores));
+                roc.push(roc_auc(&labels, &scores));
+            }
+        }
+        columns.push(("pr_auc".into(), pr));
+        columns.push(("roc_auc".into(), roc));
+    }
+
+    columns.push((
+        "pearson_delta".into(),
+        (0..np)
+            .map(|i| pearson(&f64s(&pred_d[i]), &f64s(&real_d[i])))
+            .collect(),
+    ));
+    columns.push((
+        "mse".into(),
+        (0..np)
+            .map(|i| mean_err(&pred_pb[i], &real_pb[i], true))
+            .collect(),
+    ));
+    columns.push((
+        "mae".into(),
+        (0..np)
+            .map(|i| mean_err(&pred_pb[i], &real_pb[i], false))
+            .collect(),
+    ));
+    if profile == Profile::Full {
+        columns.push((
+            "mse_delta".into(),
+            (0..np)
+                .map(|i| mean_err(&pred_d[i], &real_d[i], true))
+                .collect(),
+        ));
+        columns.push((
+            "mae_delta".into(),
+            (0..np)
+                .map(|i| mean_err(&pred_d[i], &real_d[i], false))
+                .collect(),
+        ));
+    }
+    let kinds: &[&str] = if profile == Profile::Full {
+        &["l1", "l2", "cosine"]
+    } else {
+        &["l1"]
+    };
+    for &kind in kinds {
+        let v = (0..np)
+            .map(|i| {
+                let keep: Vec<bool> = pair.genes.iter().map(|gn| *gn != perts[i]).collect();
+                let d: Vec<f64> = (0..np)
+                    .map(|q| distances(kind, &real_d[q], &pred_d[i], &keep))
+                    .collect();
+                let rank = d.iter().filter(|&&v| v < d[i]).count();
+                1.0 - rank as f64 / np as f64
+            })
+            .collect();
+        columns.push((format!("discrimination_score_{kind}"), v));
+    }
+    if profile == Profile::Full {
+        let groups_r: Vec<&[usize]> = perts.iter().map(|p| rg.by_pert[p].as_slice()).collect();
+        let groups_p: Vec<&[usize]> = perts.iter().map(|p| pg.by_pert[p].as_slice()).collect();
+        let er = energy_distances(&pair.real.x, g, &groups_r, &rg.control);
+        let ep = energy_distances(&pair.pred.x, g, &groups_p, &pg.control);
+        columns.push(("pearson_edistance".into(), vec![pearson(&er, &ep); np]));
+    }
+    MetricTable { perts, columns }
+}
