@@ -30,19 +30,31 @@ impl std::str::FromStr for Profile {
 }
 
 /// Per-perturbation results: one row per perturbation (sorted), one column per metric, in
-/// cell-eval's column order.
+/// cell-eval's column order. `None` is a missing value (cell-eval's null: e.g. the direction
+/// match of a perturbation without significant genes), distinct from a computed NaN.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricTable {
     pub perts: Vec<String>,
-    pub columns: Vec<(String, Vec<f64>)>,
+    pub columns: Vec<(String, Vec<Option<f64>>)>,
 }
 
 impl MetricTable {
-    pub fn column(&self, name: &str) -> Option<&[f64]> {
+    pub fn column(&self, name: &str) -> Option<&[Option<f64>]> {
         self.columns
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// The mean of a column over its non-missing values (NaN if any value is NaN).
+    pub fn mean(&self, name: &str) -> Option<f64> {
+        let v: Vec<f64> = self.column(name)?.iter().flatten().copied().collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    fn push(&mut self, name: &str, values: Vec<f64>) {
+        self.columns
+            .push((name.to_string(), values.into_iter().map(Some).collect()));
     }
 }
 
@@ -218,7 +230,10 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
     let any_real = de_real.iter().any(|d| !d.significant().is_empty());
     let any_pred = de_pred.iter().any(|d| !d.significant().is_empty());
 
-    let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut table = MetricTable {
+        perts: perts.clone(),
+        columns: Vec::new(),
+    };
     let ks: [(&str, Option<usize>); 5] = [
         ("N", None),
         ("50", Some(50)),
@@ -254,7 +269,7 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
                     p.iter().take(k_eff).filter(|j| rs.contains(j)).count() as f64 / k_eff as f64
                 })
                 .collect();
-            columns.push((format!("{metric}_at_{label}"), v));
+            table.push(&format!("{metric}_at_{label}"), v);
         }
     }
     let nsig_real: Vec<f64> = de_real
@@ -275,35 +290,35 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
             let b: Vec<f64> = rows.iter().map(|&i| nsig_pred[i]).collect();
             spearman(&a, &b)
         };
-        columns.push(("de_spearman_sig".into(), vec![s; np]));
+        table.push("de_spearman_sig", vec![s; np]);
         let mut direction = Vec::new();
         let mut lfc_corr = Vec::new();
         let mut recall = Vec::new();
         for i in 0..np {
             let sig = de_real[i].significant();
             if sig.is_empty() {
-                direction.push(f64::NAN);
-                lfc_corr.push(f64::NAN);
-                recall.push(f64::NAN);
+                direction.push(None);
+                lfc_corr.push(None);
+                recall.push(None);
                 continue;
             }
             let m = sig
                 .iter()
                 .filter(|&&j| sign(de_real[i].lfc[j]) == sign(de_pred[i].lfc[j]))
                 .count();
-            direction.push(m as f64 / sig.len() as f64);
+            direction.push(Some(m as f64 / sig.len() as f64));
             let a: Vec<f64> = sig.iter().map(|&j| de_real[i].lfc[j] as f64).collect();
             let b: Vec<f64> = sig.iter().map(|&j| de_pred[i].lfc[j] as f64).collect();
-            lfc_corr.push(spearman(&a, &b));
+            lfc_corr.push(Some(spearman(&a, &b)));
             let both = sig.iter().filter(|&&j| de_pred[i].fdr[j] < FDR).count();
-            recall.push(both as f64 / sig.len() as f64);
+            recall.push(Some(both as f64 / sig.len() as f64));
         }
-        columns.push(("de_direction_match".into(), direction));
-        columns.push(("de_spearman_lfc_sig".into(), lfc_corr));
-        columns.push(("de_sig_genes_recall".into(), recall));
+        table.columns.push(("de_direction_match".into(), direction));
+        table.columns.push(("de_spearman_lfc_sig".into(), lfc_corr));
+        table.columns.push(("de_sig_genes_recall".into(), recall));
     }
-    columns.push(("de_nsig_counts_real".into(), nsig_real));
-    columns.push(("de_nsig_counts_pred".into(), nsig_pred));
+    table.push("de_nsig_counts_real", nsig_real);
+    table.push("de_nsig_counts_pred", nsig_pred);
     if profile == Profile::Full {
         let mut pr = Vec::new();
         let mut roc = Vec::new();
@@ -323,41 +338,41 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
                 roc.push(roc_auc(&labels, &scores));
             }
         }
-        columns.push(("pr_auc".into(), pr));
-        columns.push(("roc_auc".into(), roc));
+        table.push("pr_auc", pr);
+        table.push("roc_auc", roc);
     }
 
-    columns.push((
-        "pearson_delta".into(),
+    table.push(
+        "pearson_delta",
         (0..np)
             .map(|i| pearson(&f64s(&pred_d[i]), &f64s(&real_d[i])))
             .collect(),
-    ));
-    columns.push((
-        "mse".into(),
+    );
+    table.push(
+        "mse",
         (0..np)
             .map(|i| mean_err(&pred_pb[i], &real_pb[i], true))
             .collect(),
-    ));
-    columns.push((
-        "mae".into(),
+    );
+    table.push(
+        "mae",
         (0..np)
             .map(|i| mean_err(&pred_pb[i], &real_pb[i], false))
             .collect(),
-    ));
+    );
     if profile == Profile::Full {
-        columns.push((
-            "mse_delta".into(),
+        table.push(
+            "mse_delta",
             (0..np)
                 .map(|i| mean_err(&pred_d[i], &real_d[i], true))
                 .collect(),
-        ));
-        columns.push((
-            "mae_delta".into(),
+        );
+        table.push(
+            "mae_delta",
             (0..np)
                 .map(|i| mean_err(&pred_d[i], &real_d[i], false))
                 .collect(),
-        ));
+        );
     }
     let kinds: &[&str] = if profile == Profile::Full {
         &["l1", "l2", "cosine"]
@@ -375,14 +390,108 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
                 1.0 - rank as f64 / np as f64
             })
             .collect();
-        columns.push((format!("discrimination_score_{kind}"), v));
+        table.push(&format!("discrimination_score_{kind}"), v);
     }
     if profile == Profile::Full {
         let groups_r: Vec<&[usize]> = perts.iter().map(|p| rg.by_pert[p].as_slice()).collect();
         let groups_p: Vec<&[usize]> = perts.iter().map(|p| pg.by_pert[p].as_slice()).collect();
         let er = energy_distances(&pair.real.x, g, &groups_r, &rg.control);
         let ep = energy_distances(&pair.pred.x, g, &groups_p, &pg.control);
-        columns.push(("pearson_edistance".into(), vec![pearson(&er, &ep); np]));
+        table.push("pearson_edistance", vec![pearson(&er, &ep); np]);
+        // Beyond cell-eval: scDFM's L2 of the means, CellFlow's R² of the means, E-distance and
+        // RBF MMD between the predicted and the real cells of each perturbation.
+        table.push(
+            "l2",
+            (0..np)
+                .map(|i| (mean_err(&pred_pb[i], &real_pb[i], true) * g as f64).sqrt())
+                .collect(),
+        );
+        table.push(
+            "r_squared",
+            (0..np)
+                .map(|i| r_squared(&real_pb[i], &pred_pb[i]))
+                .collect(),
+        );
+        let dist: Vec<(f64, f64)> = (0..np)
+            .into_par_iter()
+            .map(|i| {
+                let (r, p) = (&rg.by_pert[&perts[i]], &pg.by_pert[&perts[i]]);
+                (
+                    cellflow_e_distance(&pair.pred.x, p, &pair.real.x, r, g),
+                    cellflow_mmd(&pair.pred.x, p, &pair.real.x, r, g),
+                )
+            })
+            .collect();
+        table.push("e_distance", dist.iter().map(|d| d.0).collect());
+        table.push("mmd", dist.iter().map(|d| d.1).collect());
     }
-    MetricTable { perts, columns }
+    table
+}
+
+/// sklearn `r2_score(true, pred)`: 1 − Σ(t−p)² / Σ(t−t̄)².
+pub fn r_squared(truth: &[f32], pred: &[f32]) -> f64 {
+    let n = truth.len() as f64;
+    let mean = truth.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let (mut res, mut tot) = (0.0, 0.0);
+    for (&t, &p) in truth.iter().zip(pred) {
+        res += (t as f64 - p as f64).powi(2);
+        tot += (t as f64 - mean).powi(2);
+    }
+    if tot == 0.0 {
+        return if res == 0.0 { 1.0 } else { 0.0 };
+    }
+    1.0 - res / tot
+}
+
+fn mean_f64(x: &[f32], cells: &[usize], g: usize) -> Vec<f64> {
+    let mut m = vec![0f64; g];
+    for &c in cells {
+        for (acc, &v) in m.iter_mut().zip(&x[c * g..(c + 1) * g]) {
+            *acc += v as f64;
+        }
+    }
+    m.iter().map(|v| v / cells.len() as f64).collect()
+}
+
+/// CellFlow's E-distance with squared Euclidean distances and V-statistics, which equals
+/// `2 ‖x̄ − ȳ‖²`.
+pub fn cellflow_e_distance(x: &[f32], a: &[usize], y: &[f32], b: &[usize], g: usize) -> f64 {
+    let (ma, mb) = (mean_f64(x, a, g), mean_f64(y, b, g));
+    2.0 * ma
+        .iter()
+        .zip(&mb)
+        .map(|(u, v)| (u - v).powi(2))
+        .sum::<f64>()
+}
+
+/// CellFlow's kernels: γ in {2, 1, 0.5, 0.1, 0.01, 0.005}.
+pub const MMD_GAMMAS: [f64; 6] = [2.0, 1.0, 0.5, 0.1, 0.01, 0.005];
+
+/// CellFlow's scalar MMD: the mean over γ of the biased (diagonals included) MMD² with
+/// `K = exp(−γ‖u−v‖²)`.
+pub fn cellflow_mmd(x: &[f32], a: &[usize], y: &[f32], b: &[usize], g: usize) -> f64 {
+    let sq = |p: &[f32], i: usize, q: &[f32], j: usize| -> f64 {
+        p[i * g..(i + 1) * g]
+            .iter()
+            .zip(&q[j * g..(j + 1) * g])
+            .map(|(&u, &v)| {
+                let d = u as f64 - v as f64;
+                d * d
+            })
+            .sum()
+    };
+    let block = |p: &[f32], ia: &[usize], q: &[f32], ib: &[usize]| -> Vec<f64> {
+        ia.iter()
+            .flat_map(|&i| ib.iter().map(move |&j| sq(p, i, q, j)))
+            .collect()
+    };
+    let (dxx, dyy, dxy) = (block(x, a, x, a), block(y, b, y, b), block(x, a, y, b));
+    let mean_k =
+        |d: &[f64], gamma: f64| d.iter().map(|v| (-gamma * v).exp()).sum::<f64>() / d.len() as f64;
+    let vals: Vec<f64> = MMD_GAMMAS
+        .iter()
+        .map(|&gm| mean_k(&dxx, gm) + mean_k(&dyy, gm) - 2.0 * mean_k(&dxy, gm))
+        .filter(|v| !v.is_nan())
+        .collect();
+    vals.iter().sum::<f64>() / vals.len() as f64
 }
