@@ -48,6 +48,31 @@ fn compare(table: &MetricTable, expected: &Value, skip: &[&str]) {
     }
 }
 
+/// The aggregate table (polars `describe()`), missing and NaN treated alike as cell-eval's
+/// pandas export does.
+fn compare_agg(table: &MetricTable, expected: &Value) {
+    let rows: Vec<&str> = expected["statistic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(rows, ccfm_eval::output::AGG_ROWS);
+    for (name, values) in table.columns.iter() {
+        let got = ccfm_eval::output::describe(values);
+        let want = &expected[name.as_str()];
+        if want.is_null() {
+            continue; // a metric cell-eval does not compute (our extras)
+        }
+        for (r, w) in want.as_array().unwrap().iter().enumerate() {
+            let w = if w.is_null() { f64::NAN } else { num(w) };
+            let g = got[r].unwrap_or(f64::NAN);
+            let ok = (w.is_nan() && g.is_nan()) || (g - w).abs() <= 1e-6;
+            assert!(ok, "agg {name} {}: got {g}, cell-eval {w}", rows[r]);
+        }
+    }
+}
+
 fn read(path: &std::path::Path, col: &str) -> (Vec<String>, CellSet) {
     let ad = AnnData::open(path).unwrap();
     let rows: Vec<usize> = (0..ad.n_obs()).collect();
@@ -121,6 +146,7 @@ fn tiny_pair_matches_cell_eval_including_the_de_tables() {
     }
     let table = compute(&pair, Profile::Full);
     compare(&table, &fx["results"], &["clustering_agreement"]);
+    compare_agg(&table, &fx["agg"]);
 }
 
 #[test]
@@ -190,4 +216,5 @@ fn additive_baseline_on_real_norman_doubles_matches_cell_eval() {
     .unwrap();
     let table = compute(&pair, Profile::Full);
     compare(&table, &fx["results"], &["clustering_agreement"]);
+    compare_agg(&table, &fx["agg"]);
 }
