@@ -56,6 +56,38 @@ enum Command {
         #[arg(long)]
         dataset: Option<String>,
     },
+    /// Evaluate predicted cells against real cells with cell-eval's metrics, next to the
+    /// control, mean, additive and noise-ceiling baselines when training data is given; writes
+    /// results.csv, agg_results.csv, summary.csv and report.html.
+    Evaluate {
+        /// Real cells (.h5ad, log1p or counts).
+        #[arg(long)]
+        real: PathBuf,
+        /// Predicted cells (.h5ad, same genes in the same order, control cells included).
+        #[arg(long)]
+        pred: PathBuf,
+        /// Label of the control cells.
+        #[arg(long, default_value = "control")]
+        control: String,
+        /// obs column holding the perturbation labels.
+        #[arg(long, default_value = "perturbation")]
+        pert_col: String,
+        /// full or minimal (as cell-eval's profiles).
+        #[arg(long, default_value = "full")]
+        profile: ccfm_eval::Profile,
+        /// Training cells (.h5ad, same genes and label column) for the baselines.
+        #[arg(long)]
+        baselines: Option<PathBuf>,
+        /// A training log (JSONL with step and loss) to plot in the report.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Seed of the baselines' control-cell draws and half splits.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a synthetic dataset with a known ground truth (GEARS schema for norman, pertpy
     /// schema for combosciplex).
     Synth {
@@ -131,6 +163,29 @@ fn main() -> ExitCode {
             seed,
             out,
         } => synth(preset, size, seed, &out),
+        Command::Evaluate {
+            real,
+            pred,
+            control,
+            pert_col,
+            profile,
+            baselines,
+            log,
+            seed,
+            out,
+        } => evaluate(
+            &real,
+            &pred,
+            &ccfm_eval::EvaluateOptions {
+                control,
+                pert_col,
+                profile,
+                train: baselines,
+                loss_log: log,
+                seed,
+            },
+            &out,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -251,6 +306,48 @@ fn inspect(file: &PathBuf, json: bool, args: &DataArgs) -> Result<(), String> {
         println!("  doses: per cell (Dose1/Dose2 or dose_val)");
     }
     println!("  validation: ok (loaded in {:.3} s)", data.report.seconds);
+    Ok(())
+}
+
+fn evaluate(
+    real: &std::path::Path,
+    pred: &std::path::Path,
+    opts: &ccfm_eval::EvaluateOptions,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let e = ccfm_eval::evaluate(real, pred, opts).map_err(|e| e.to_string())?;
+    let report = e.write(out).map_err(|e| e.to_string())?;
+    println!(
+        "evaluated {} perturbations x {} genes in {:.2} s",
+        e.model.perts.len(),
+        e.n_genes,
+        e.seconds
+    );
+    let metrics = [
+        "pearson_delta",
+        "mse",
+        "discrimination_score_l1",
+        "overlap_at_N",
+        "mmd",
+    ];
+    print!("{:<10}", "method");
+    for m in metrics {
+        print!(" {m:>24}");
+    }
+    println!();
+    let cols: Vec<Vec<(String, Option<f64>)>> =
+        metrics.iter().map(|m| e.summary(m, None)).collect();
+    for (k, (method, _)) in cols[0].iter().enumerate() {
+        print!("{method:<10}");
+        for c in &cols {
+            match c[k].1 {
+                Some(v) => print!(" {v:>24.4}"),
+                None => print!(" {:>24}", "-"),
+            }
+        }
+        println!();
+    }
+    println!("report: {}", report.display());
     Ok(())
 }
 

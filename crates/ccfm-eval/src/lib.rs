@@ -3,14 +3,22 @@
 //!
 //! - [`pair`]: a real/predicted pair, checked as cell-eval checks it (same genes in the same
 //!   order, same perturbations, control cells on both sides, finite non-negative values).
-//! - [`metrics`]: cell-eval 0.8.2's per-perturbation metrics, `full` and `minimal` profiles.
-//! - [`output`]: `results.csv` and `agg_results.csv` in cell-eval's layout.
+//! - [`metrics`]: cell-eval 0.8.2's per-perturbation metrics, `full` and `minimal` profiles,
+//!   plus scDFM's L2 and CellFlow's R², E-distance and RBF MMD.
+//! - [`baselines`]: control, mean, additive and noise-ceiling predictions from training data.
+//! - [`load`] reads a side from `.h5ad`; [`evaluate`] runs it all; [`output`] and [`report`]
+//!   write `results.csv`, `agg_results.csv` (cell-eval's layout), `summary.csv`, `report.html`.
 //! - [`stats`]: the statistics underneath (Mann–Whitney U, Benjamini–Hochberg, ranks, AUCs).
 
+pub mod baselines;
+pub mod evaluate;
+pub mod load;
 pub mod metrics;
 pub mod output;
 pub mod pair;
+pub mod report;
 pub mod stats;
 
+pub use evaluate::{evaluate, EvaluateOptions, Evaluation};
 pub use metrics::{compute, differential_expression, DeResult, MetricTable, Profile};
 pub use pair::{CellSet, EvalError, EvalPair};

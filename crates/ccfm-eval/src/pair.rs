@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// Why a pair cannot be evaluated.
-#[derive(Debug, Error, PartialEq)]
+#[derive(Debug, Error)]
 pub enum EvalError {
     #[error("the real and predicted files have different genes ({detail}); write both with the same var names in the same order")]
     GeneMismatch { detail: String },
@@ -29,6 +29,21 @@ pub enum EvalError {
     },
     #[error("no perturbations besides the control")]
     Empty,
+    #[error(transparent)]
+    Data(#[from] ccfm_data::DataError),
+    #[error("{path}: obs has no column `{column}` (obs columns: {available}); pass the perturbation column (--pert-col)")]
+    MissingColumn {
+        path: std::path::PathBuf,
+        column: String,
+        available: String,
+    },
+    #[error("{path}: X is not log1p-normalised (non-integer values up to {max}, cell-eval's limit is 15); pass log1p(normalize_total) values or raw integer counts")]
+    NotLog { path: std::path::PathBuf, max: f64 },
+    #[error("{path}: {detail}")]
+    Io {
+        path: std::path::PathBuf,
+        detail: String,
+    },
 }
 
 /// One side: a row-major `(cells, genes)` log1p matrix and a label per cell.
