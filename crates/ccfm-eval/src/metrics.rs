@@ -124,36 +124,72 @@ fn sign(v: f32) -> i8 {
     }
 }
 
+/// Rows of a dense `(cells, g)` matrix kept as their non-zeros and squared norms, so that
+/// squared distances are `|u|^2 + |v|^2 - 2 u.v` with the dot product over the non-zeros of
+/// one side (the expansion sklearn and CellFlow use; about 10x fewer operations on 90%-sparse
+/// expression). Negative round-off is clamped to 0.
+pub struct SparseRows<'a> {
+    x: &'a [f32],
+    g: usize,
+    ptr: Vec<usize>,
+    idx: Vec<u32>,
+    val: Vec<f64>,
+    norm2: Vec<f64>,
+}
+
+impl<'a> SparseRows<'a> {
+    pub fn new(x: &'a [f32], g: usize) -> Self {
+        let n = x.len().checked_div(g).unwrap_or(0);
+        let (mut ptr, mut idx, mut val, mut norm2) =
+            (vec![0], Vec::new(), Vec::new(), Vec::with_capacity(n));
+        for row in x.chunks(g.max(1)).take(n) {
+            let mut s = 0.0;
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    idx.push(j as u32);
+                    val.push(v as f64);
+                    s += v as f64 * v as f64;
+                }
+            }
+            ptr.push(idx.len());
+            norm2.push(s);
+        }
+        Self {
+            x,
+            g,
+            ptr,
+            idx,
+            val,
+            norm2,
+        }
+    }
+
+    /// Squared Euclidean distance between row `i` of `self` and row `j` of `other`.
+    pub fn sq_dist(&self, i: usize, other: &SparseRows<'_>, j: usize) -> f64 {
+        let row = &other.x[j * other.g..(j + 1) * other.g];
+        let mut dot = 0.0;
+        for p in self.ptr[i]..self.ptr[i + 1] {
+            dot += self.val[p] * row[self.idx[p] as usize] as f64;
+        }
+        (self.norm2[i] + other.norm2[j] - 2.0 * dot).max(0.0)
+    }
+}
+
 /// Mean Euclidean distance over all pairs (diagonal included when `a` and `b` are the same).
-fn mean_distance(x: &[f32], g: usize, a: &[usize], b: &[usize]) -> f64 {
+fn mean_distance(v: &SparseRows<'_>, a: &[usize], b: &[usize]) -> f64 {
     let total: f64 = a
         .par_iter()
-        .map(|&i| {
-            let xi = &x[i * g..(i + 1) * g];
-            b.iter()
-                .map(|&j| {
-                    let xj = &x[j * g..(j + 1) * g];
-                    xi.iter()
-                        .zip(xj)
-                        .map(|(&u, &v)| {
-                            let d = u as f64 - v as f64;
-                            d * d
-                        })
-                        .sum::<f64>()
-                        .sqrt()
-                })
-                .sum::<f64>()
-        })
+        .map(|&i| b.iter().map(|&j| v.sq_dist(i, v, j).sqrt()).sum::<f64>())
         .sum();
     total / (a.len() * b.len()) as f64
 }
 
-fn energy_distances(x: &[f32], g: usize, groups: &[&[usize]], control: &[usize]) -> Vec<f64> {
-    let sigma_c = mean_distance(x, g, control, control);
+fn energy_distances(v: &SparseRows<'_>, groups: &[&[usize]], control: &[usize]) -> Vec<f64> {
+    let sigma_c = mean_distance(v, control, control);
     groups
         .iter()
         .map(|cells| {
-            2.0 * mean_distance(x, g, cells, control) - mean_distance(x, g, cells, cells) - sigma_c
+            2.0 * mean_distance(v, cells, control) - mean_distance(v, cells, cells) - sigma_c
         })
         .collect()
 }
@@ -395,8 +431,12 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
     if profile == Profile::Full {
         let groups_r: Vec<&[usize]> = perts.iter().map(|p| rg.by_pert[p].as_slice()).collect();
         let groups_p: Vec<&[usize]> = perts.iter().map(|p| pg.by_pert[p].as_slice()).collect();
-        let er = energy_distances(&pair.real.x, g, &groups_r, &rg.control);
-        let ep = energy_distances(&pair.pred.x, g, &groups_p, &pg.control);
+        let (rv, pv) = (
+            SparseRows::new(&pair.real.x, g),
+            SparseRows::new(&pair.pred.x, g),
+        );
+        let er = energy_distances(&rv, &groups_r, &rg.control);
+        let ep = energy_distances(&pv, &groups_p, &pg.control);
         table.push("pearson_edistance", vec![pearson(&er, &ep); np]);
         // Beyond cell-eval: scDFM's L2 of the means, CellFlow's R² of the means, E-distance and
         // RBF MMD between the predicted and the real cells of each perturbation.
@@ -418,7 +458,7 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
                 let (r, p) = (&rg.by_pert[&perts[i]], &pg.by_pert[&perts[i]]);
                 (
                     cellflow_e_distance(&pair.pred.x, p, &pair.real.x, r, g),
-                    cellflow_mmd(&pair.pred.x, p, &pair.real.x, r, g),
+                    mmd_rows(&pv, p, &rv, r),
                 )
             })
             .collect();
@@ -470,19 +510,13 @@ pub const MMD_GAMMAS: [f64; 6] = [2.0, 1.0, 0.5, 0.1, 0.01, 0.005];
 /// CellFlow's scalar MMD: the mean over γ of the biased (diagonals included) MMD² with
 /// `K = exp(−γ‖u−v‖²)`.
 pub fn cellflow_mmd(x: &[f32], a: &[usize], y: &[f32], b: &[usize], g: usize) -> f64 {
-    let sq = |p: &[f32], i: usize, q: &[f32], j: usize| -> f64 {
-        p[i * g..(i + 1) * g]
-            .iter()
-            .zip(&q[j * g..(j + 1) * g])
-            .map(|(&u, &v)| {
-                let d = u as f64 - v as f64;
-                d * d
-            })
-            .sum()
-    };
-    let block = |p: &[f32], ia: &[usize], q: &[f32], ib: &[usize]| -> Vec<f64> {
-        ia.iter()
-            .flat_map(|&i| ib.iter().map(move |&j| sq(p, i, q, j)))
+    mmd_rows(&SparseRows::new(x, g), a, &SparseRows::new(y, g), b)
+}
+
+fn mmd_rows(x: &SparseRows<'_>, a: &[usize], y: &SparseRows<'_>, b: &[usize]) -> f64 {
+    let block = |p: &SparseRows<'_>, ia: &[usize], q: &SparseRows<'_>, ib: &[usize]| -> Vec<f64> {
+        ia.par_iter()
+            .flat_map_iter(|&i| ib.iter().map(move |&j| p.sq_dist(i, q, j)))
             .collect()
     };
     let (dxx, dyy, dxy) = (block(x, a, x, a), block(y, b, y, b), block(x, a, y, b));
