@@ -341,6 +341,7 @@ fn evaluate(
         print!("{method:<10}");
         for c in &cols {
             match c[k].1 {
+                Some(v) if v != 0.0 && v.abs() < 1e-3 => print!(" {v:>24.3e}"),
                 Some(v) => print!(" {v:>24.4}"),
                 None => print!(" {:>24}", "-"),
             }

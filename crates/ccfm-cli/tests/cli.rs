@@ -221,3 +221,57 @@ fn inspect_fails_on_each_kind_of_bad_input() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn evaluate_writes_the_tables_and_refuses_mismatched_files() {
+    let dir = ccfm_testkit::workspace_root().join("tests/fixtures/celleval");
+    let (real, pred) = (dir.join("tiny_real.h5ad"), dir.join("tiny_pred.h5ad"));
+    let out = std::env::temp_dir().join(format!("ccfm-cli-eval-{}", std::process::id()));
+    let o = ccfm(&[
+        "evaluate",
+        "--real",
+        real.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("evaluated 4 perturbations x 6 genes"),
+        "{stdout}"
+    );
+    for f in [
+        "results.csv",
+        "agg_results.csv",
+        "summary.csv",
+        "report.html",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // Evaluating against a file whose perturbation column is missing fails, naming it.
+    let o = ccfm(&[
+        "evaluate",
+        "--real",
+        real.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "--pert-col",
+        "target_gene",
+        "--out",
+        out.join("again").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("tiny_real.h5ad") && stderr.contains("target_gene"),
+        "{stderr}"
+    );
+    assert!(!out.join("again").exists(), "nothing written on failure");
+    std::fs::remove_dir_all(out).unwrap();
+}

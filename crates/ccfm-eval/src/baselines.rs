@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 use ccfm_data::Condition;
 
-use crate::pair::{pseudobulk, CellSet, EvalError, EvalPair};
+use crate::pair::{mean_rows, CellSet, EvalError, EvalPair};
 
 /// Canonical name of a label (`A+ctrl` and `ctrl+A` are `A`; `ctrl` is `control`).
 pub fn canonical(label: &str) -> String {
@@ -51,10 +51,6 @@ pub fn seen_groups(perts: &[String], train_labels: &[String]) -> BTreeMap<String
             (p.clone(), group)
         })
         .collect()
-}
-
-fn mean_rows(x: &[f32], g: usize, cells: &[usize]) -> Vec<f64> {
-    pseudobulk(x, g, cells).iter().map(|&v| v as f64).collect()
 }
 
 /// A predicted side made of shifted control cells; `shifts` maps a perturbation to its effect.

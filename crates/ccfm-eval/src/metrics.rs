@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::pair::{pseudobulk, EvalPair};
+use crate::pair::{mean_rows, pseudobulk, EvalPair};
 use crate::stats::{
     average_precision, benjamini_hochberg, mann_whitney, pearson, roc_auc, spearman,
 };
@@ -483,20 +483,10 @@ pub fn r_squared(truth: &[f32], pred: &[f32]) -> f64 {
     1.0 - res / tot
 }
 
-fn mean_f64(x: &[f32], cells: &[usize], g: usize) -> Vec<f64> {
-    let mut m = vec![0f64; g];
-    for &c in cells {
-        for (acc, &v) in m.iter_mut().zip(&x[c * g..(c + 1) * g]) {
-            *acc += v as f64;
-        }
-    }
-    m.iter().map(|v| v / cells.len() as f64).collect()
-}
-
 /// CellFlow's E-distance with squared Euclidean distances and V-statistics, which equals
 /// `2 ‖x̄ − ȳ‖²`.
 pub fn cellflow_e_distance(x: &[f32], a: &[usize], y: &[f32], b: &[usize], g: usize) -> f64 {
-    let (ma, mb) = (mean_f64(x, a, g), mean_f64(y, b, g));
+    let (ma, mb) = (mean_rows(x, g, a), mean_rows(y, g, b));
     2.0 * ma
         .iter()
         .zip(&mb)

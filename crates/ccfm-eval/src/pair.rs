@@ -175,14 +175,18 @@ impl EvalPair {
     }
 }
 
-/// Mean of the rows `cells` of a `(.., g)` matrix, accumulated in f64 and rounded to f32 as
-/// a float32 pseudobulk is.
-pub fn pseudobulk(x: &[f32], g: usize, cells: &[usize]) -> Vec<f32> {
+/// Mean of the rows `cells` of a row-major `(.., g)` matrix, accumulated in f64.
+pub fn mean_rows(x: &[f32], g: usize, cells: &[usize]) -> Vec<f64> {
     let mut m = vec![0f64; g];
     for &c in cells {
         for (acc, &v) in m.iter_mut().zip(&x[c * g..(c + 1) * g]) {
             *acc += v as f64;
         }
     }
-    m.iter().map(|v| (v / cells.len() as f64) as f32).collect()
+    m.iter().map(|v| v / cells.len() as f64).collect()
+}
+
+/// [`mean_rows`] rounded to f32, as a float32 pseudobulk is.
+pub fn pseudobulk(x: &[f32], g: usize, cells: &[usize]) -> Vec<f32> {
+    mean_rows(x, g, cells).iter().map(|&v| v as f32).collect()
 }

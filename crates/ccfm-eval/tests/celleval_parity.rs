@@ -95,7 +95,8 @@ fn tiny_pair_matches_cell_eval_including_the_de_tables() {
     let (genes, real) = read(&dir.join("tiny_real.h5ad"), "perturbation");
     let (pgenes, pred) = read(&dir.join("tiny_pred.h5ad"), "perturbation");
     let pair = EvalPair::new(genes.clone(), &genes, &pgenes, real, pred, "control").unwrap();
-    // DE tables: p-values to 1e-9 relative, fdr and log2 fold changes as float32.
+    // DE tables: p-values and FDR within one float32 ulp of cell-eval (which stores them as
+    // float32), log2 fold changes to 1e-6.
     for (side, key) in [("real", "de_real"), ("pred", "de_pred")] {
         let t = &fx[key];
         let set = if side == "real" {
@@ -128,12 +129,12 @@ fn tiny_pair_matches_cell_eval_including_the_de_tables() {
                 num(&t["log2_fold_change"][r]),
             );
             assert!(
-                ((d.p_value[j] as f64 - p) / p).abs() <= 1e-6,
+                ((d.p_value[j] as f64 - p) / p).abs() <= 2e-7,
                 "{side} {target} p: {} vs {p}",
                 d.p_value[j]
             );
             assert!(
-                ((d.fdr[j] as f64 - q) / q).abs() <= 1e-6,
+                ((d.fdr[j] as f64 - q) / q).abs() <= 2e-7,
                 "{side} {target} fdr: {} vs {q}",
                 d.fdr[j]
             );
