@@ -19,7 +19,9 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use burn::tensor::backend::Backend;
 use thiserror::Error;
 
@@ -84,7 +86,18 @@ pub fn load_scdfm_safetensors<B: Backend, M: ModuleSnapshot<B>>(
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
         .validate(true);
-    let result = module.load_from(&mut store).map_err(|e| LoadError::Read {
+    load_from_store(module, &mut store, path)
+}
+
+/// Apply `store` (configured with its remapping and the PyTorch adapter, partial loads
+/// allowed) to `module`: every parameter of `module` must be found with its shape; file keys
+/// no parameter took are reported. `path` names the file in errors.
+pub fn load_from_store<B: Backend, M: ModuleSnapshot<B>, S: ModuleStore>(
+    module: &mut M,
+    store: &mut S,
+    path: &Path,
+) -> Result<LoadReport, LoadError> {
+    let result = module.load_from(store).map_err(|e| LoadError::Read {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;

@@ -1,5 +1,19 @@
-//! A Burn port of the scGPT encoder: vocabulary and `args.json`, checkpoint loading
-//! (`best_model.pt` and `.safetensors`), binning and tokenisation, and the
-//! `FrozenScGPTExtractor` that turns expression into per-gene latent features.
+//! A Burn port of the scGPT encoder: vocabulary and `args.json` ([`config`]), checkpoint
+//! loading from `best_model.pt` and `.safetensors` ([`checkpoint`]), the encoder itself
+//! ([`model`], field names mirroring the checkpoint) and scGPT's value binning
+//! ([`binning`]).
 //!
-//! Written and parity-tested in the issue "ccfm-scgpt".
+//! Spec: `../shared/spec/scgpt.md`. Parity: `tools/gen_scgpt_fixture.py` (scgpt 0.2.4) ->
+//! `tests/fixtures/scgpt/`.
+
+pub mod binning;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod model;
+
+pub use binning::{bin_cell, quantile_edges, TieBreak};
+pub use checkpoint::{load_weights, ScgptModel};
+pub use config::{InputEmbStyle, ScgptArgs, ScgptVocab};
+pub use error::ScgptError;
+pub use model::{ScgptEncoder, ScgptEncoderConfig};
