@@ -1,7 +1,7 @@
 //! A Burn port of the scGPT encoder: vocabulary and `args.json` ([`config`]), checkpoint
 //! loading from `best_model.pt` and `.safetensors` ([`checkpoint`]), the encoder itself
-//! ([`model`], field names mirroring the checkpoint) and scGPT's value binning
-//! ([`binning`]).
+//! ([`model`], field names mirroring the checkpoint), scGPT's value binning ([`binning`])
+//! and `embed_data`'s tokenisation and embedding ([`embed`]).
 //!
 //! Spec: `../shared/spec/scgpt.md`. Parity: `tools/gen_scgpt_fixture.py` (scgpt 0.2.4) ->
 //! `tests/fixtures/scgpt/`.
@@ -9,11 +9,13 @@
 pub mod binning;
 pub mod checkpoint;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod model;
 
 pub use binning::{bin_cell, quantile_edges, TieBreak};
 pub use checkpoint::{load_weights, ScgptModel};
 pub use config::{InputEmbStyle, ScgptArgs, ScgptVocab};
+pub use embed::{embed_cells, tokenize, Embeddings, TokenBatch, TokenizeOptions};
 pub use error::ScgptError;
 pub use model::{ScgptEncoder, ScgptEncoderConfig};

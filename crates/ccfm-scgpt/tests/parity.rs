@@ -180,3 +180,37 @@ fn a_model_directory_missing_a_file_is_a_clear_error() {
     assert!(err.contains("linear1"), "{err}");
     std::fs::remove_dir_all(tmp).unwrap();
 }
+
+#[test]
+fn embed_data_end_to_end_is_reproduced() {
+    let dir = fixture_dir();
+    let dev = Default::default();
+    let model = ScgptModel::<B>::from_dir(&dir.join("model"), &dev).unwrap();
+    let ad = ccfm_data::AnnData::open(dir.join("embed.h5ad")).unwrap();
+    let rows: Vec<usize> = (0..ad.n_obs()).collect();
+    let x = ad.read_matrix("X", &rows, None).unwrap();
+    let genes: Vec<String> = ad
+        .var
+        .column("feature_name")
+        .unwrap()
+        .as_labels()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    // The cells are tie-free, so both tie-break modes give scgpt's tokens.
+    for mode in [TieBreak::Left, TieBreak::Random] {
+        let e = ccfm_scgpt::embed_cells(&model, &genes, &x, mode, 0, 2, &dev).unwrap();
+        assert_eq!(e.genes_in_vocab, 18);
+        let want = Fixture::load(&dir, "embed");
+        ccfm_testkit::assert_close("cell_embedding", &e.cell, want.f32s("cell_embedding"), 1e-5);
+        // Zero-valued and out-of-vocabulary genes have zero features; expressed ones do not.
+        let (g, d) = (genes.len(), e.d);
+        for c in 0..ad.n_obs() {
+            for j in 0..g {
+                let f = &e.gene_features[(c * g + j) * d..(c * g + j + 1) * d];
+                let token = x[c * g + j] != 0.0 && j < 18;
+                assert_eq!(f.iter().any(|&v| v != 0.0), token, "cell {c} gene {j}");
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Tokenisation and embedding as `scgpt.tasks.embed_data` does it:
+//!
+//! per cell, its non-zero genes that are in the vocabulary (in column order) with their values,
+//! binned into `n_bins` (see [`crate::binning`]); `<cls>` first with the pad value; cells with
+//! more than `max_seq_len - 1` genes keep a random subset; right-padded with `<pad>` and the pad
+//! value to the longest cell of the batch. The encoder's output at `<cls>`, L2-normalised, is
+//! the cell embedding; the outputs at the gene positions, scattered back to the input columns,
+//! are the per-gene features (zero for genes that are not tokens: zero-valued or not in the
+//! vocabulary).
+//!
+//! Randomness (tie-break draws, subsampling) comes from a ChaCha8 stream seeded by the
+//! caller, so it is reproducible here but not the same draws as numpy's or torch's.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::binning::{bin_cell, TieBreak};
+use crate::checkpoint::ScgptModel;
+use crate::error::ScgptError;
+
+/// A batch of tokenised cells, row-major `(cells, len)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    pub len: usize,
+    pub genes: Vec<i64>,
+    pub values: Vec<f32>,
+    pub pad: Vec<bool>,
+    /// Per cell, the input column of each token after `<cls>`.
+    pub columns: Vec<Vec<usize>>,
+}
+
+/// Settings of tokenisation.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenizeOptions {
+    pub n_bins: usize,
+    pub max_seq_len: usize,
+    pub pad_value: f32,
+    pub tie_break: TieBreak,
+}
+
+/// Tokenise `rows` (`n x vocab_ids.len()`, row-major): `vocab_ids[j]` is the vocabulary id of
+/// column `j` (None when the gene is not in the vocabulary).
+pub fn tokenize(
+    rows: &[f32],
+    vocab_ids: &[Option<usize>],
+    pad_id: usize,
+    cls_id: usize,
+    opts: &TokenizeOptions,
+    rng: &mut ChaCha8Rng,
+) -> TokenBatch {
+    let g = vocab_ids.len();
+    let mut cells: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
+    for row in rows.chunks(g.max(1)) {
+        let cols: Vec<usize> = (0..g)
+            .filter(|&j| row[j] != 0.0 && vocab_ids[j].is_some())
+            .collect();
+        let vals: Vec<f32> = cols.iter().map(|&j| row[j]).collect();
+        // Binning sees every non-zero in-vocabulary gene, before any subsampling.
+        let binned = bin_cell(&vals, opts.n_bins, opts.tie_break, &mut || {
+            rng.random::<f64>()
+        });
+        let mut tokens: Vec<(usize, f32)> = cols.into_iter().zip(binned).collect();
+        if tokens.len() > opts.max_seq_len - 1 {
+            tokens.shuffle(rng);
+            tokens.truncate(opts.max_seq_len - 1);
+        }
+        cells.push(tokens.into_iter().unzip());
+    }
+    let len = 1 + cells.iter().map(|c| c.0.len()).max().unwrap_or(0);
+    let n = cells.len();
+    let mut batch = TokenBatch {
+        len,
+        genes: vec![pad_id as i64; n * len],
+        values: vec![opts.pad_value; n * len],
+        pad: vec![true; n * len],
+        columns: Vec::with_capacity(n),
+    };
+    for (i, (cols, vals)) in cells.into_iter().enumerate() {
+        batch.genes[i * len] = cls_id as i64;
+        batch.pad[i * len] = false;
+        for (k, (&c, &v)) in cols.iter().zip(&vals).enumerate() {
+            batch.genes[i * len + 1 + k] = vocab_ids[c].expect("filtered") as i64;
+            batch.values[i * len + 1 + k] = v;
+            batch.pad[i * len + 1 + k] = false;
+        }
+        batch.columns.push(cols);
+    }
+    batch
+}
+
+/// Cell embeddings and per-gene features of a set of cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub d: usize,
+    /// `(cells, d)`, L2-normalised.
+    pub cell: Vec<f32>,
+    /// `(cells, genes, d)`, genes in input column order.
+    pub gene_features: Vec<f32>,
+    /// Genes of the input found in the vocabulary.
+    pub genes_in_vocab: usize,
+}
+
+/// Embed `rows` (`n x gene_symbols.len()`) with `model`, `batch_size` cells at a time.
+pub fn embed_cells<B: Backend>(
+    model: &ScgptModel<B>,
+    gene_symbols: &[String],
+    rows: &[f32],
+    tie_break: TieBreak,
+    seed: u64,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Embeddings, ScgptError> {
+    let vocab_ids: Vec<Option<usize>> = gene_symbols.iter().map(|s| model.vocab.id(s)).collect();
+    let genes_in_vocab = vocab_ids.iter().filter(|v| v.is_some()).count();
+    if genes_in_vocab == 0 {
+        return Err(ScgptError::Config {
+            path: model.dir.join("vocab.json"),
+            key: "(genes)".into(),
+            detail: format!(
+                "none of the input's {} genes is in the vocabulary; pass gene symbols (e.g. \
+                 var['feature_name'] or var['gene_name'])",
+                gene_symbols.len()
+            ),
+        });
+    }
+    let pad_id = model
+        .vocab
+        .id(&model.args.pad_token)
+        .expect("added on read");
+    let cls_id = model.vocab.id("<cls>").expect("added on read");
+    let opts = TokenizeOptions {
+        n_bins: model.args.n_bins,
+        max_seq_len: model.args.max_seq_len,
+        pad_value: model.args.pad_value,
+        tie_break,
+    };
+    let g = gene_symbols.len();
+    let d = model.args.embsize;
+    let n = rows.len() / g.max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cell = Vec::with_capacity(n * d);
+    let mut gene_features = vec![0f32; n * g * d];
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let end = (start + batch_size.max(1)).min(n);
+        let tb = tokenize(
+            &rows[start * g..end * g],
+            &vocab_ids,
+            pad_id,
+            cls_id,
+            &opts,
+            &mut rng,
+        );
+        let b = end - start;
+        let l = tb.len;
+        let genes = Tensor::<B, 2, Int>::from_data(TensorData::new(tb.genes, [b, l]), device);
+        let values = Tensor::<B, 2>::from_data(TensorData::new(tb.values, [b, l]), device);
+        let pad = Tensor::<B, 2, Bool>::from_data(TensorData::new(tb.pad, [b, l]), device);
+        let out: Vec<f32> = model
+            .encoder
+            .forward(genes, values, pad)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("float output");
+        for (i, cols) in tb.columns.iter().enumerate() {
+            let base = i * l * d;
+            let cls = &out[base..base + d];
+            let norm = cls
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::MIN_POSITIVE);
+            cell.extend(cls.iter().map(|v| v / norm));
+            for (k, &c) in cols.iter().enumerate() {
+                let src = &out[base + (1 + k) * d..base + (2 + k) * d];
+                let dst = ((start + i) * g + c) * d;
+                gene_features[dst..dst + d].copy_from_slice(src);
+            }
+        }
+    }
+    Ok(Embeddings {
+        d,
+        cell,
+        gene_features,
+        genes_in_vocab,
+    })
+}
