@@ -1,7 +1,8 @@
 //! A Burn port of the scGPT encoder: vocabulary and `args.json` ([`config`]), checkpoint
 //! loading from `best_model.pt` and `.safetensors` ([`checkpoint`]), the encoder itself
 //! ([`model`], field names mirroring the checkpoint), scGPT's value binning ([`binning`])
-//! and `embed_data`'s tokenisation and embedding ([`embed`]).
+//! `embed_data`'s tokenisation and embedding ([`embed`]), and the `FrozenScGPTExtractor`
+//! that turns expression into CCFM's normalised per-gene latent ([`extractor`]).
 //!
 //! Spec: `../shared/spec/scgpt.md`. Parity: `tools/gen_scgpt_fixture.py` (scgpt 0.2.4) ->
 //! `tests/fixtures/scgpt/`.
@@ -11,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod extractor;
 pub mod model;
 
 pub use binning::{bin_cell, quantile_edges, TieBreak};
@@ -18,4 +20,5 @@ pub use checkpoint::{load_weights, ScgptModel};
 pub use config::{InputEmbStyle, ScgptArgs, ScgptVocab};
 pub use embed::{embed_cells, tokenize, Embeddings, TokenBatch, TokenizeOptions};
 pub use error::ScgptError;
+pub use extractor::{ExtractorConfig, FeatureStats, FrozenScgptExtractor};
 pub use model::{ScgptEncoder, ScgptEncoderConfig};
