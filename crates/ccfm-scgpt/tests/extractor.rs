@@ -22,7 +22,7 @@ fn batch(seed: u32) -> Vec<f32> {
     (0..4 * 14)
         .map(|i| {
             let h = (i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16;
-            if h % 3 == 0 {
+            if h.is_multiple_of(3) {
                 0.0
             } else {
                 (h % 97) as f32 / 10.0
