@@ -88,6 +88,34 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Embed cells with a scGPT model directory (args.json, vocab.json, best_model.pt) as
+    /// scGPT's embed_data does; writes cell_embedding (cells, d; L2-normalised) and
+    /// gene_features (cells, genes, d; the file's genes in var order, zero where a gene is not
+    /// expressed or not in the vocabulary) to a .safetensors file.
+    Embed {
+        /// The scGPT model directory.
+        #[arg(long)]
+        scgpt: PathBuf,
+        /// Cells to embed (.h5ad).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output .safetensors path.
+        #[arg(long)]
+        out: PathBuf,
+        /// Matrix to read: X or counts (layers['counts']).
+        #[arg(long, default_value = "X")]
+        genes_layer: String,
+        /// var column holding gene symbols (default: the var index).
+        #[arg(long)]
+        gene_col: Option<String>,
+        /// Tie-break of the binning: left (deterministic) or random (scgpt 0.2.4).
+        #[arg(long, default_value = "left")]
+        binning: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+    },
     /// Write a synthetic dataset with a known ground truth (GEARS schema for norman, pertpy
     /// schema for combosciplex).
     Synth {
@@ -163,6 +191,25 @@ fn main() -> ExitCode {
             seed,
             out,
         } => synth(preset, size, seed, &out),
+        Command::Embed {
+            scgpt,
+            input,
+            out,
+            genes_layer,
+            gene_col,
+            binning,
+            seed,
+            batch_size,
+        } => embed(
+            &scgpt,
+            &input,
+            &out,
+            &genes_layer,
+            gene_col.as_deref(),
+            &binning,
+            seed,
+            batch_size,
+        ),
         Command::Evaluate {
             real,
             pred,
@@ -349,6 +396,73 @@ fn evaluate(
         println!();
     }
     println!("report: {}", report.display());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn embed(
+    scgpt: &std::path::Path,
+    input: &std::path::Path,
+    out: &std::path::Path,
+    layer: &str,
+    gene_col: Option<&str>,
+    binning: &str,
+    seed: u64,
+    batch_size: usize,
+) -> Result<(), String> {
+    let tie_break = match binning {
+        "left" => ccfm_scgpt::TieBreak::Left,
+        "random" => ccfm_scgpt::TieBreak::Random,
+        other => return Err(format!("--binning {other}: choose left or random")),
+    };
+    let element = match layer {
+        "X" => "X".to_string(),
+        name => format!("layers/{name}"),
+    };
+    let device = Default::default();
+    let model = ccfm_scgpt::ScgptModel::<backend::Selected>::from_dir(scgpt, &device)
+        .map_err(|e| e.to_string())?;
+    let ad = ccfm_data::AnnData::open(input).map_err(|e| e.to_string())?;
+    let genes: Vec<String> = match gene_col {
+        None => ad.var.index.clone(),
+        Some(c) => ad
+            .var
+            .column(c)
+            .ok_or_else(|| {
+                format!(
+                    "{}: var has no column `{c}` (var columns: {})",
+                    input.display(),
+                    ad.var
+                        .columns
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?
+            .as_labels()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect(),
+    };
+    let rows: Vec<usize> = (0..ad.n_obs()).collect();
+    let x = ad
+        .read_matrix(&element, &rows, None)
+        .map_err(|e| e.to_string())?;
+    let e = ccfm_scgpt::embed_cells(&model, &genes, &x, tie_break, seed, batch_size, &device)
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    e.write_safetensors(out, genes.len())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "embedded {} cells with {} ({} of {} genes in its vocabulary of {}; unused checkpoint keys: {}); wrote {}",
+        ad.n_obs(),
+        scgpt.display(),
+        e.genes_in_vocab,
+        genes.len(),
+        model.vocab.len(),
+        model.report.unused.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -275,3 +275,61 @@ fn evaluate_writes_the_tables_and_refuses_mismatched_files() {
     assert!(!out.join("again").exists(), "nothing written on failure");
     std::fs::remove_dir_all(out).unwrap();
 }
+
+#[test]
+fn embed_reproduces_scgpt_cell_embeddings_and_refuses_foreign_genes() {
+    let fx = ccfm_testkit::workspace_root().join("tests/fixtures/scgpt");
+    let out =
+        std::env::temp_dir().join(format!("ccfm-cli-embed-{}.safetensors", std::process::id()));
+    let o = ccfm(&[
+        "embed",
+        "--scgpt",
+        fx.join("model").to_str().unwrap(),
+        "--input",
+        fx.join("embed.h5ad").to_str().unwrap(),
+        "--gene-col",
+        "feature_name",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("18 of 20 genes"), "{stdout}");
+    let got = ccfm_testkit::Fixture::load(
+        out.parent().unwrap(),
+        out.file_stem().unwrap().to_str().unwrap(),
+    );
+    let want = ccfm_testkit::Fixture::load(&fx, "embed");
+    ccfm_testkit::assert_close(
+        "ccfm embed cell_embedding",
+        got.f32s("cell_embedding"),
+        want.f32s("cell_embedding"),
+        1e-5,
+    );
+    assert_eq!(got.shape("gene_features"), [5, 20, 32]);
+    std::fs::remove_file(&out).unwrap();
+    // The var index of that file holds the same symbols; a column of other names shares none.
+    let o = ccfm(&[
+        "embed",
+        "--scgpt",
+        fx.join("model").to_str().unwrap(),
+        "--input",
+        ccfm_testkit::workspace_root()
+            .join("tests/fixtures/celleval/tiny_real.h5ad")
+            .to_str()
+            .unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("tiny_real.h5ad") && stderr.contains("vocabulary"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}

@@ -189,3 +189,41 @@ pub fn embed_cells<B: Backend>(
         genes_in_vocab,
     })
 }
+
+impl Embeddings {
+    /// Write `cell_embedding (cells, d)` and `gene_features (cells, genes, d)` as float32
+    /// safetensors, atomically.
+    pub fn write_safetensors(
+        &self,
+        path: &std::path::Path,
+        n_genes: usize,
+    ) -> Result<(), ScgptError> {
+        use safetensors::tensor::{Dtype, TensorView};
+        let n = self.cell.len() / self.d.max(1);
+        let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let (cell, genes) = (bytes(&self.cell), bytes(&self.gene_features));
+        let io = |detail: String| ScgptError::Io {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let views = vec![
+            (
+                "cell_embedding",
+                TensorView::new(Dtype::F32, vec![n, self.d], &cell)
+                    .map_err(|e| io(e.to_string()))?,
+            ),
+            (
+                "gene_features",
+                TensorView::new(Dtype::F32, vec![n, n_genes, self.d], &genes)
+                    .map_err(|e| io(e.to_string()))?,
+            ),
+        ];
+        let data = safetensors::serialize(views, &None).map_err(|e| io(e.to_string()))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, data).map_err(|e| io(format!("writing: {e}")))?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(format!("moving into place: {e}"))
+        })
+    }
+}

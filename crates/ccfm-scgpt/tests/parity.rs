@@ -214,3 +214,37 @@ fn embed_data_end_to_end_is_reproduced() {
         }
     }
 }
+
+#[test]
+fn torch_in_proj_names_load_like_flash_wqkv_names() {
+    use safetensors::SafeTensors;
+    let dir = fixture_dir().join("model");
+    let bytes = std::fs::read(dir.join("best_model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let renamed: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k.replace("self_attn.Wqkv.", "self_attn.in_proj_"), v))
+        .collect();
+    assert!(renamed
+        .iter()
+        .any(|(k, _)| k.ends_with("self_attn.in_proj_weight")));
+    let tmp = std::env::temp_dir().join(format!("ccfm-inproj-{}.safetensors", std::process::id()));
+    std::fs::write(&tmp, safetensors::serialize(renamed, &None).unwrap()).unwrap();
+    let dev = Default::default();
+    let reference = ScgptModel::<B>::from_dir(&dir, &dev).unwrap();
+    let mut m = ccfm_scgpt::ScgptEncoderConfig::from_args(&reference.args, reference.vocab.len())
+        .init::<B>(&dev);
+    load_weights(&mut m, &tmp).unwrap();
+    let ids = Tensor::<B, 2, burn::tensor::Int>::from_data(
+        TensorData::new(vec![58i64, 5, 9, 2], [1, 4]),
+        &dev,
+    );
+    let v = Tensor::<B, 2>::from_data(TensorData::new(vec![-2.0f32, 1.0, 30.0, 7.0], [1, 4]), &dev);
+    let pad = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![false; 4], [1, 4]), &dev);
+    assert_eq!(
+        values(m.forward(ids.clone(), v.clone(), pad.clone())),
+        values(reference.encoder.forward(ids, v, pad))
+    );
+    std::fs::remove_file(tmp).unwrap();
+}
