@@ -167,6 +167,17 @@ fn a_model_directory_missing_a_file_is_a_clear_error() {
         .unwrap()
         .to_string();
     assert!(err.contains("best_model.pt"), "{err}");
+    // A download cut short.
+    let full = std::fs::read(src.join("best_model.pt")).unwrap();
+    std::fs::write(tmp.join("best_model.pt"), &full[..full.len() / 2]).unwrap();
+    let err = ScgptModel::<B>::from_dir(&tmp, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("best_model.pt") && err.contains("cannot read"),
+        "{err}"
+    );
     // args.json whose sizes disagree with the weights.
     let args = std::fs::read_to_string(src.join("args.json"))
         .unwrap()
