@@ -91,6 +91,28 @@ pub fn tokenize(
     batch
 }
 
+/// Run the encoder on a token batch: the `(cells, len, d)` output as row-major data, and the
+/// batch's per-cell input columns.
+pub fn run_encoder<B: Backend>(
+    model: &ScgptModel<B>,
+    tb: TokenBatch,
+    device: &B::Device,
+) -> (Vec<f32>, Vec<Vec<usize>>) {
+    let (b, l) = (tb.columns.len(), tb.len);
+    let out = model
+        .encoder
+        .forward(
+            Tensor::<B, 2, Int>::from_data(TensorData::new(tb.genes, [b, l]), device),
+            Tensor::<B, 2>::from_data(TensorData::new(tb.values, [b, l]), device),
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(tb.pad, [b, l]), device),
+        )
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("float output");
+    (out, tb.columns)
+}
+
 /// Cell embeddings and per-gene features of a set of cells.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {
@@ -153,19 +175,9 @@ pub fn embed_cells<B: Backend>(
             &opts,
             &mut rng,
         );
-        let b = end - start;
         let l = tb.len;
-        let genes = Tensor::<B, 2, Int>::from_data(TensorData::new(tb.genes, [b, l]), device);
-        let values = Tensor::<B, 2>::from_data(TensorData::new(tb.values, [b, l]), device);
-        let pad = Tensor::<B, 2, Bool>::from_data(TensorData::new(tb.pad, [b, l]), device);
-        let out: Vec<f32> = model
-            .encoder
-            .forward(genes, values, pad)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("float output");
-        for (i, cols) in tb.columns.iter().enumerate() {
+        let (out, columns) = run_encoder(model, tb, device);
+        for (i, cols) in columns.iter().enumerate() {
             let base = i * l * d;
             let cls = &out[base..base + d];
             let norm = cls

@@ -10,14 +10,14 @@
 //! tokens stay exactly 0. The output is plain data: no gradient reaches scGPT.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::binning::TieBreak;
 use crate::checkpoint::ScgptModel;
-use crate::embed::{tokenize, TokenizeOptions};
+use crate::embed::{run_encoder, tokenize, TokenizeOptions};
 use crate::error::ScgptError;
 
 /// Extractor settings (plan §4 `CascadedFlowConfig`).
@@ -194,21 +194,10 @@ impl<B: Backend> FrozenScgptExtractor<B> {
         let cls_id = self.model.vocab.id("<cls>").expect("added on read");
         let tb = tokenize(values, &ids, pad_id, cls_id, &opts, &mut self.rng);
         let l = tb.len;
-        let out: Vec<f32> = self
-            .model
-            .encoder
-            .forward(
-                Tensor::<B, 2, Int>::from_data(TensorData::new(tb.genes, [b, l]), device),
-                Tensor::<B, 2>::from_data(TensorData::new(tb.values, [b, l]), device),
-                Tensor::<B, 2, Bool>::from_data(TensorData::new(tb.pad, [b, l]), device),
-            )
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("float output");
+        let (out, columns) = run_encoder(&self.model, tb, device);
         let mut feats = vec![0f32; b * t * d];
         let mut token = vec![false; b * t];
-        for (i, cols) in tb.columns.iter().enumerate() {
+        for (i, cols) in columns.iter().enumerate() {
             for (k, &c) in cols.iter().enumerate() {
                 let src = (i * l + 1 + k) * d;
                 feats[(i * t + c) * d..(i * t + c + 1) * d].copy_from_slice(&out[src..src + d]);
