@@ -3,7 +3,6 @@
 //! log1p data as it is, select seurat highly-variable genes on all cells, force in the perturbed
 //! genes, and hold the result as a dense `cells x genes` log1p matrix.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -133,6 +132,50 @@ impl PreparedData {
     }
 }
 
+/// Rows of a matrix as log1p values, with what was found on the way.
+struct Log1pRows {
+    matrix: crate::anndata::CsrRows,
+    stats: crate::preprocess::ValueStats,
+    scale: ValueScale,
+    target_sum: Option<f64>,
+    log_base: Option<f64>,
+}
+
+/// Read `rows` of `element`, check the values, and bring them to log1p: counts (detected, or
+/// `scale` when given) are normalised with `target` and log1p'd; log1p data is kept, with its
+/// `uns['log1p']['base']`.
+fn read_log1p(
+    ad: &AnnData,
+    element: &str,
+    rows: &[usize],
+    scale: Option<ValueScale>,
+    target: TargetSum,
+) -> Result<Log1pRows, DataError> {
+    let path = ad.path();
+    let mut matrix = ad.read_rows_sparse(element, rows)?;
+    let names: Vec<String> = rows.iter().map(|&r| ad.obs.index[r].clone()).collect();
+    let stats = check_values(path, element, &matrix, &names)?;
+    let scale = match scale {
+        Some(s) => s,
+        None => detect_scale(path, element, &stats, ad.exists("uns/log1p"))?,
+    };
+    let (mut target_sum, mut log_base) = (None, None);
+    match scale {
+        ValueScale::Counts => {
+            target_sum = Some(normalize_total(&mut matrix, target));
+            log1p(&mut matrix);
+        }
+        ValueScale::Log1p => log_base = ad.scalar_f64("uns/log1p/base"),
+    }
+    Ok(Log1pRows {
+        matrix,
+        stats,
+        scale,
+        target_sum,
+        log_base,
+    })
+}
+
 /// Read and prepare `path`.
 pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<PreparedData, DataError> {
     let start = Instant::now();
@@ -147,29 +190,14 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
         }
         None => "X".to_string(),
     };
-    let mut m = ad.read_rows_sparse(&element, &table.rows)?;
-    let cell_names: Vec<String> = table
-        .rows
-        .iter()
-        .map(|&r| ad.obs.index[r].clone())
-        .collect();
-    let stats = check_values(path, &element, &m, &cell_names)?;
-    let scale = match opts.scale {
-        Some(s) => s,
-        None => detect_scale(path, &element, &stats, ad.exists("uns/log1p"))?,
-    };
-    let mut log_base = None;
-    let target_sum = match scale {
-        ValueScale::Counts => {
-            let t = normalize_total(&mut m, opts.target_sum);
-            log1p(&mut m);
-            Some(t)
-        }
-        ValueScale::Log1p => {
-            log_base = ad.scalar_f64("uns/log1p/base");
-            None
-        }
-    };
+    let values = read_log1p(&ad, &element, &table.rows, opts.scale, opts.target_sum)?;
+    let (m, stats, scale, target_sum, log_base) = (
+        values.matrix,
+        values.stats,
+        values.scale,
+        values.target_sum,
+        values.log_base,
+    );
 
     // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
     let gene_pos: std::collections::HashMap<&str, usize> = table
@@ -248,8 +276,6 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
             }
         }
     }
-    let unique: HashSet<&String> = genes.iter().collect();
-    debug_assert_eq!(unique.len(), genes.len());
 
     let report = LoadReport {
         path: path.to_path_buf(),
@@ -283,40 +309,9 @@ pub fn highly_variable_genes(
 ) -> Result<Vec<String>, DataError> {
     let path = path.as_ref();
     let ad = AnnData::open(path)?;
-    let rows: Vec<usize> = match dataset {
-        None => (0..ad.n_obs()).collect(),
-        Some(want) => {
-            let col = ad.obs.column("dataset").ok_or_else(|| DataError::Invalid {
-                path: path.to_path_buf(),
-                problem: format!("a dataset (`{want}`) was chosen but obs has no `dataset` column"),
-                fix: "drop the dataset option".into(),
-            })?;
-            let labels = col.as_labels();
-            let rows: Vec<usize> = (0..ad.n_obs())
-                .filter(|&r| labels[r].as_deref() == Some(want))
-                .collect();
-            if rows.is_empty() {
-                return Err(DataError::Invalid {
-                    path: path.to_path_buf(),
-                    problem: format!("no cell has obs['dataset'] == `{want}`"),
-                    fix: "choose a dataset the file has (`ccfm inspect` lists the obs columns)"
-                        .into(),
-                });
-            }
-            rows
-        }
-    };
-    let mut m = ad.read_rows_sparse(element, &rows)?;
-    let names: Vec<String> = rows.iter().map(|&r| ad.obs.index[r].clone()).collect();
-    let stats = check_values(path, element, &m, &names)?;
-    let mut log_base = None;
-    match detect_scale(path, element, &stats, ad.exists("uns/log1p"))? {
-        ValueScale::Counts => {
-            normalize_total(&mut m, TargetSum::Median);
-            log1p(&mut m);
-        }
-        ValueScale::Log1p => log_base = ad.scalar_f64("uns/log1p/base"),
-    }
+    let rows = crate::schema::dataset_rows(&ad, dataset, false)?;
+    let v = read_log1p(&ad, element, &rows, None, TargetSum::Median)?;
+    let (m, log_base) = (v.matrix, v.log_base);
     let moments = GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, ad.n_vars(), log_base);
     Ok(highly_variable_seurat(&moments, n_top)
         .iter()

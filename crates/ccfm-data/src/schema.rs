@@ -317,6 +317,57 @@ fn parse_dose(s: &str) -> Option<[f64; 2]> {
     Some([a, b])
 }
 
+/// The rows of the cells whose `obs['dataset']` is `dataset` (all rows when `None`). With
+/// `require_choice`, a file that mixes several datasets needs one chosen.
+pub fn dataset_rows(
+    ad: &AnnData,
+    dataset: Option<&str>,
+    require_choice: bool,
+) -> Result<Vec<usize>, DataError> {
+    let path = ad.path().to_path_buf();
+    let col = labels(ad, "dataset");
+    let names = |ds: &[Option<String>]| -> Vec<String> {
+        let set: std::collections::BTreeSet<&str> =
+            ds.iter().flatten().map(String::as_str).collect();
+        set.into_iter().map(str::to_string).collect()
+    };
+    match (dataset, col) {
+        (Some(want), Some(ds)) => {
+            let rows: Vec<usize> = (0..ad.n_obs())
+                .filter(|&r| ds[r].as_deref() == Some(want))
+                .collect();
+            if rows.is_empty() {
+                return Err(DataError::Invalid {
+                    path,
+                    problem: format!("no cell has obs['dataset'] == `{want}`"),
+                    fix: format!("choose one of: {}", names(&ds).join(", ")),
+                });
+            }
+            Ok(rows)
+        }
+        (Some(want), None) => Err(DataError::Invalid {
+            path,
+            problem: format!("a dataset (`{want}`) was chosen but obs has no `dataset` column"),
+            fix: "drop the dataset option".into(),
+        }),
+        (None, Some(ds)) if require_choice && names(&ds).len() > 1 => {
+            let n = names(&ds);
+            Err(DataError::Invalid {
+                path,
+                problem: format!(
+                    "obs['dataset'] mixes {} datasets ({})",
+                    n.len(),
+                    n.join(", ")
+                ),
+                fix: "choose one with the dataset option (CLI: --dataset NAME; config: \
+                      data.dataset)"
+                    .into(),
+            })
+        }
+        _ => Ok((0..ad.n_obs()).collect()),
+    }
+}
+
 /// Read the perturbation layout of an open file (no expression values are read).
 pub fn read_table(ad: &AnnData, opts: &SchemaOptions) -> Result<PerturbationTable, DataError> {
     let path = ad.path().to_path_buf();
@@ -332,52 +383,7 @@ pub fn read_table(ad: &AnnData, opts: &SchemaOptions) -> Result<PerturbationTabl
     })?;
     let genes = gene_symbols(ad, schema)?;
 
-    let rows: Vec<usize> = match (&opts.dataset, labels(ad, "dataset")) {
-        (Some(want), Some(ds)) => {
-            let rows: Vec<usize> = (0..ad.n_obs())
-                .filter(|&r| ds[r].as_deref() == Some(want.as_str()))
-                .collect();
-            if rows.is_empty() {
-                let names: std::collections::BTreeSet<&str> =
-                    ds.iter().flatten().map(String::as_str).collect();
-                return Err(DataError::Invalid {
-                    path,
-                    problem: format!("no cell has obs['dataset'] == `{want}`"),
-                    fix: format!(
-                        "choose one of: {}",
-                        names.into_iter().collect::<Vec<_>>().join(", ")
-                    ),
-                });
-            }
-            rows
-        }
-        (Some(want), None) => {
-            return Err(DataError::Invalid {
-                path,
-                problem: format!("a dataset (`{want}`) was chosen but obs has no `dataset` column"),
-                fix: "drop the dataset option".into(),
-            })
-        }
-        (None, Some(ds)) => {
-            let names: std::collections::BTreeSet<&str> =
-                ds.iter().flatten().map(String::as_str).collect();
-            if names.len() > 1 {
-                return Err(DataError::Invalid {
-                    path,
-                    problem: format!(
-                        "obs['dataset'] mixes {} datasets ({})",
-                        names.len(),
-                        names.iter().copied().collect::<Vec<_>>().join(", ")
-                    ),
-                    fix: "choose one with the dataset option (CLI: --dataset NAME; config: \
-                          data.dataset)"
-                        .into(),
-                });
-            }
-            (0..ad.n_obs()).collect()
-        }
-        (None, None) => (0..ad.n_obs()).collect(),
-    };
+    let rows = dataset_rows(ad, opts.dataset.as_deref(), true)?;
 
     let mut index: BTreeMap<Condition, usize> = BTreeMap::new();
     let mut per_cell = Vec::with_capacity(rows.len());
