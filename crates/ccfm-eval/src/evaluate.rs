@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::baselines::{baseline_pairs, seen_groups};
 use crate::load::load_cells;
 use crate::metrics::{compute, MetricTable, Profile};
-use crate::output::{agg_csv, results_csv, write_atomic};
+use crate::output::{agg_csv, results_csv};
 use crate::pair::{pseudobulk, EvalError, EvalPair};
 use crate::report::{render_html, LossPoint, ReportInput};
 
@@ -192,7 +192,7 @@ impl Evaluation {
         let report = dir.join("report.html");
         files.push((report.clone(), render_html(&self.report_input())));
         for (path, text) in &files {
-            write_atomic(path, text).map_err(|e| io(path, e))?;
+            ccfm_data::split::write_atomic(path, text.as_bytes())?;
         }
         Ok(report)
     }

@@ -263,8 +263,11 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
     };
     let de_real = de(&pair.real.x, rg);
     let de_pred = de(&pair.pred.x, pg);
-    let any_real = de_real.iter().any(|d| !d.significant().is_empty());
-    let any_pred = de_pred.iter().any(|d| !d.significant().is_empty());
+    // Significant genes ranked by |lfc|, once per perturbation and side.
+    let ranked_real: Vec<Vec<usize>> = de_real.iter().map(DeResult::ranked).collect();
+    let ranked_pred: Vec<Vec<usize>> = de_pred.iter().map(DeResult::ranked).collect();
+    let any_real = ranked_real.iter().any(|r| !r.is_empty());
+    let any_pred = ranked_pred.iter().any(|r| !r.is_empty());
 
     let mut table = MetricTable {
         perts: perts.clone(),
@@ -287,7 +290,7 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
                     if !any_real || !any_pred {
                         return 0.0;
                     }
-                    let (r, p) = (de_real[i].ranked(), de_pred[i].ranked());
+                    let (r, p) = (&ranked_real[i], &ranked_pred[i]);
                     if r.is_empty() || p.is_empty() {
                         return 0.0;
                     }
@@ -308,14 +311,8 @@ pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
             table.push(&format!("{metric}_at_{label}"), v);
         }
     }
-    let nsig_real: Vec<f64> = de_real
-        .iter()
-        .map(|d| d.significant().len() as f64)
-        .collect();
-    let nsig_pred: Vec<f64> = de_pred
-        .iter()
-        .map(|d| d.significant().len() as f64)
-        .collect();
+    let nsig_real: Vec<f64> = ranked_real.iter().map(|r| r.len() as f64).collect();
+    let nsig_pred: Vec<f64> = ranked_pred.iter().map(|r| r.len() as f64).collect();
     if profile == Profile::Full {
         // de_spearman_sig: over perturbations with real significant genes.
         let rows: Vec<usize> = (0..np).filter(|&i| nsig_real[i] > 0.0).collect();

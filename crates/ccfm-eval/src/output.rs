@@ -1,8 +1,7 @@
 //! `results.csv` and `agg_results.csv` in cell-eval's layout (a polars frame written with
-//! `write_csv`, and its `describe()`), written atomically.
+//! `write_csv`, and its `describe()`).
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use crate::metrics::MetricTable;
 
@@ -121,13 +120,4 @@ pub fn agg_csv(t: &MetricTable) -> String {
         s.push('\n');
     }
     s
-}
-
-/// Write `text` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
