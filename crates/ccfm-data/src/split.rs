@@ -6,7 +6,8 @@
 //! - `combinations` (scDFM's "holdout"): the first `holdout_doubles` of that shuffled test list,
 //!   plus the singles of their genes, are the test set; everything else trains (as in the
 //!   reference, the other shuffled doubles stay in training).
-//! - `user`: a JSON file `{"train": [...], "val": [...], "test": [...]}` of condition names.
+//! - `user`: a JSON file `{"train": [...], "val": [...], "test": [...]}` of condition names;
+//!   without `train`, every condition not in `val` or `test` trains.
 //!
 //! The validation set is carved from the *training doubles* (never from the test set). The
 //! control condition belongs to no list: control cells serve training and testing alike, as
@@ -123,7 +124,7 @@ impl Split {
                             "the {} split holds out doubles, and the data has none",
                             cfg.method
                         ),
-                        "use a user split (split.method = \"user\", split.file = \"split.json\")",
+                        "use a user split (data.split = \"split.json\")",
                     ));
                 }
                 let mut shuffled = doubles.clone();
@@ -246,7 +247,10 @@ impl Split {
 
 /// Write `bytes` to `path` via a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call, so threads writing the same path do not share a temp file.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     let io = |e: std::io::Error| DataError::Io {
         path: path.to_path_buf(),
         detail: format!("writing: {e}"),
@@ -277,12 +281,12 @@ fn read_user(file: &Path, names: &[String]) -> Result<Lists, DataError> {
     let mut seen_in: BTreeMap<String, &str> = BTreeMap::new();
     for key in ["train", "val", "test"] {
         let list = match v.get(key) {
-            None if key == "val" => Vec::new(),
+            None if key != "test" => Vec::new(),
             None => {
                 return Err(invalid(
                     file,
-                    format!("no `{key}` list"),
-                    "a split file has `train` and `test` lists (and optionally `val`)",
+                    "no `test` list".into(),
+                    "a split file has a `test` list (and optionally `train` and `val`)",
                 ))
             }
             Some(Value::Array(a)) => a
@@ -331,6 +335,16 @@ fn read_user(file: &Path, names: &[String]) -> Result<Lists, DataError> {
             }
         }
         lists.push(list);
+    }
+    if v.get("train").is_none() {
+        // No `train` list: every other condition trains.
+        let mut rest: Vec<String> = known
+            .iter()
+            .filter(|n| n.as_str() != crate::schema::CONTROL && !seen_in.contains_key(*n))
+            .cloned()
+            .collect();
+        rest.sort();
+        lists[0] = rest;
     }
     if lists[2].is_empty() || lists[0].is_empty() {
         return Err(invalid(
