@@ -119,3 +119,50 @@ impl<B: Backend> ScgptModel<B> {
         })
     }
 }
+
+/// Write a scGPT model directory with **random** weights in the layout `from_dir` reads:
+/// `args.json` (the given settings), `vocab.json` (`genes` in byte order, then `<pad>`,
+/// `<cls>`, `<eoc>`) and `best_model.safetensors` (PyTorch names and layouts). For demos and
+/// tests that must run without downloads; such a model's features carry no biology.
+pub fn write_random_dir<B: Backend>(
+    dir: &Path,
+    genes: &[String],
+    args: &serde_json::Value,
+    seed: u64,
+    device: &B::Device,
+) -> Result<ScgptModel<B>, ScgptError> {
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+    let io = |path: &Path, e: &dyn std::fmt::Display| ScgptError::Io {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, &e))?;
+    let args_path = dir.join("args.json");
+    let args_text = serde_json::to_string_pretty(args).expect("JSON value");
+    let parsed = ScgptArgs::parse(&args_text, &args_path)?;
+    let mut tokens: Vec<&str> = genes.iter().map(String::as_str).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    tokens.retain(|t| !matches!(*t, "<pad>" | "<cls>" | "<eoc>"));
+    tokens.extend(["<pad>", "<cls>", "<eoc>"]);
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), serde_json::Value::from(i)))
+        .collect();
+    B::seed(device, seed);
+    let encoder = ScgptEncoderConfig::from_args(&parsed, tokens.len()).init::<B>(device);
+    let weights = dir.join("best_model.safetensors");
+    let mut store = SafetensorsStore::from_file(&weights).with_to_adapter(BurnToPyTorchAdapter);
+    encoder
+        .save_into(&mut store)
+        .map_err(|e| io(&weights, &format!("writing the weights: {e}")))?;
+    std::fs::write(&args_path, args_text).map_err(|e| io(&args_path, &e))?;
+    let vocab_path = dir.join("vocab.json");
+    std::fs::write(
+        &vocab_path,
+        serde_json::to_string(&serde_json::Value::Object(vocab)).expect("JSON"),
+    )
+    .map_err(|e| io(&vocab_path, &e))?;
+    ScgptModel::from_dir(dir, device)
+}

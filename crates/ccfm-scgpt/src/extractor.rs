@@ -168,6 +168,17 @@ impl<B: Backend> FrozenScgptExtractor<B> {
         )
     }
 
+    /// Position of the random tie-break stream (for exact resumption).
+    pub fn rng_position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Continue the random tie-break stream from a saved position.
+    pub fn set_rng_position(&mut self, pos: u128) {
+        self.rng = ChaCha8Rng::seed_from_u64(self.config.seed);
+        self.rng.set_word_pos(pos);
+    }
+
     pub fn dim(&self) -> usize {
         self.model.args.embsize
     }
