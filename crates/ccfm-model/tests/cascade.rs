@@ -71,6 +71,7 @@ fn batch<Bk: Backend>(latent: bool, device: &Bk::Device) -> TrainBatch<Bk> {
 
 #[test]
 fn shapes_of_both_modes() {
+    let _rng = ccfm_testkit::rng_lock();
     let device = Default::default();
     let mask = open_mask::<B>(&device);
     let b = batch::<B>(true, &device);
@@ -159,6 +160,7 @@ fn grad_norms(p: f64) -> std::collections::BTreeMap<String, f64> {
 
 #[test]
 fn latent_samples_train_only_the_latent_head_and_expression_samples_only_the_decoder() {
+    let _rng = ccfm_testkit::rng_lock();
     // All latent samples: the expression decoder gets exactly zero gradient.
     let g = grad_norms(1.0);
     assert_eq!(g["final_layer"], 0.0, "{g:?}");
@@ -209,6 +211,7 @@ fn overfit(latent: bool, prediction: Prediction) -> (f32, f32) {
 
 #[test]
 fn training_reduces_the_loss_in_every_mode() {
+    let _rng = ccfm_testkit::rng_lock();
     for (latent, pred) in [
         (false, Prediction::Velocity),
         (true, Prediction::Velocity),
@@ -224,6 +227,7 @@ fn training_reduces_the_loss_in_every_mode() {
 
 #[test]
 fn ccfm_needs_latent_targets() {
+    let _rng = ccfm_testkit::rng_lock();
     let device = Default::default();
     let mask = open_mask::<B>(&device);
     let model = config(true).init::<B>(&device);
@@ -237,6 +241,7 @@ fn ccfm_needs_latent_targets() {
 
 #[test]
 fn bad_settings_are_rejected() {
+    let _rng = ccfm_testkit::rng_lock();
     let bad = DenoiserConfig {
         gamma: -1.0,
         ..Default::default()
@@ -254,6 +259,7 @@ fn bad_settings_are_rejected() {
 
 #[test]
 fn generation_is_two_staged_from_one_noise_and_clamped() {
+    let _rng = ccfm_testkit::rng_lock();
     let device = Default::default();
     let mask = open_mask::<B>(&device);
     let model = config(true).init::<AD>(&device).valid();
@@ -352,6 +358,7 @@ fn generation_is_two_staged_from_one_noise_and_clamped() {
 
 #[test]
 fn generation_is_deterministic_for_a_seed() {
+    let _rng = ccfm_testkit::rng_lock();
     let device = Default::default();
     let mask = open_mask::<B>(&device);
     let model = config(true).init::<B>(&device);

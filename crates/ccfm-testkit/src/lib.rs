@@ -5,6 +5,7 @@
 //!   fails.
 //! * Loading the scDFM parity fixtures (`<case>.safetensors` + `<case>.json`).
 //! * Comparing tensors with a max-abs tolerance and a useful failure message.
+//! * [`rng_lock`]: one seeded random stream at a time.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -246,4 +247,12 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
         actual[worst],
         expected[worst]
     );
+}
+
+/// Burn's CPU backends keep one random stream per process, and `B::seed` resets it for every
+/// thread. Tests that seed it and then expect reproducible draws hold this lock, so that tests
+/// running in parallel threads do not draw from (or re-seed) each other's stream.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
