@@ -1,3 +1,32 @@
-//! The training loop: optimiser and learning-rate schedule, checkpoints and resume, logging.
+//! Training, prediction and the demo of CCFM.
 //!
-//! Written in the issue "ccfm-train + ccfm-cli".
+//! - [`config`]: the run configuration (TOML sections, did-you-mean errors, `--set`).
+//! - [`experiment`]: data, split, vocabulary, mask and model settings from a configuration.
+//! - [`schedule`], [`optim`], [`ema`]: learning rate, Adam/AdamW, weight averaging.
+//! - [`checkpoint`]: run directories and atomic checkpoints.
+//! - [`train`]: the loop, with exact resumption.
+//! - [`generate`]: generating cells and validation metrics.
+//! - [`predict`]: predicted and real cells as `.h5ad`.
+//! - [`demo`]: the one-command demonstration on synthetic data.
+//!
+//! Everything is generic over the Burn backend; training needs an autodiff backend.
+
+pub mod checkpoint;
+pub mod config;
+pub mod demo;
+pub mod ema;
+pub mod error;
+pub mod experiment;
+pub mod generate;
+pub mod optim;
+pub mod predict;
+pub mod schedule;
+pub mod train;
+
+pub use checkpoint::{CheckpointState, RunDir};
+pub use config::RunConfig;
+pub use error::TrainError;
+pub use experiment::Experiment;
+pub use predict::{predict, PredictOptions, PredictSummary};
+pub use schedule::LrSchedule;
+pub use train::{train_new, train_resume, TrainOptions, TrainSummary};

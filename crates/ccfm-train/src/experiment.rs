@@ -1,0 +1,323 @@
+//! From a configuration to everything training and prediction share: the prepared data, the
+//! split, the vocabulary, the perturbation ids, the co-expression mask and the model settings.
+//! Both `train` and `predict` build it the same way, so a run directory needs to store only
+//! its resolved configuration.
+
+use std::path::{Path, PathBuf};
+
+use ccfm_data::coexpression::cached_coexpression_mask;
+use ccfm_data::{
+    prepare, CoexpressionConfig, Condition, GeneVocab, PrepareOptions, PreparedData, Schema,
+    SchemaOptions, Split, SplitConfig, SplitMethod, TargetSum, UnmeasuredPerturbations, ValueScale,
+};
+use ccfm_model::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
+use ccfm_scgpt::{ExtractorConfig, FrozenScgptExtractor, ScgptArgs, ScgptModel, TieBreak};
+
+use crate::config::{closest, RunConfig};
+use crate::error::TrainError;
+
+/// Everything derived from the configuration and the data.
+pub struct Experiment {
+    pub config: RunConfig,
+    pub data: PreparedData,
+    pub split: Split,
+    /// The model's token vocabulary (specials + genes [+ unmeasured perturbed genes]).
+    pub vocab: GeneVocab,
+    pub kind: PerturbationKind,
+    /// Drug runs: scDFM's `perturbation_dict` (sorted tokens + control); the pert ids index it.
+    pub pert_dict: Vec<String>,
+    /// Vocabulary id of each prepared gene column.
+    pub gene_ids: Vec<i64>,
+    /// `(m, m)` blocked flags of the gene encoder's mask, `m = vocab.len()`.
+    pub mask: Vec<bool>,
+    /// Width of the scGPT features (CCFM), read from the model's args.json.
+    pub scgpt_dim: Option<usize>,
+}
+
+fn config_error(key: &str, detail: String) -> TrainError {
+    TrainError::Config {
+        source_name: "config".into(),
+        key: key.into(),
+        detail,
+    }
+}
+
+/// The data-reading options of a configuration.
+pub fn prepare_options(cfg: &RunConfig) -> Result<PrepareOptions, TrainError> {
+    let d = &cfg.data;
+    let schema = match d.schema.as_str() {
+        "auto" => None,
+        s => Some(
+            s.parse::<Schema>()
+                .map_err(|e| config_error("data.schema", e))?,
+        ),
+    };
+    let scale = match d.scale.as_str() {
+        "auto" => None,
+        s => Some(
+            s.parse::<ValueScale>()
+                .map_err(|e| config_error("data.scale", e))?,
+        ),
+    };
+    let element = match d.layer.as_str() {
+        "auto" => None,
+        "X" => Some("X".to_string()),
+        l => Some(format!("layers/{}", l.trim_start_matches("layers/"))),
+    };
+    Ok(PrepareOptions {
+        schema: SchemaOptions {
+            schema,
+            dataset: (!d.dataset.is_empty()).then(|| d.dataset.clone()),
+        },
+        element,
+        scale,
+        target_sum: if d.target_sum > 0.0 {
+            TargetSum::Fixed(d.target_sum)
+        } else {
+            TargetSum::Median
+        },
+        n_top_genes: (d.n_top_genes > 0).then_some(d.n_top_genes),
+        force_include_perturbed: d.force_include_perturbed,
+        unmeasured: d
+            .unmeasured_perturbations
+            .parse::<UnmeasuredPerturbations>()
+            .map_err(|e| config_error("data.unmeasured_perturbations", e))?,
+    })
+}
+
+/// The split settings of a configuration.
+pub fn split_config(cfg: &RunConfig) -> SplitConfig {
+    let d = &cfg.data;
+    SplitConfig {
+        method: match d.split.as_str() {
+            "additive" => SplitMethod::Additive,
+            "combinations" => SplitMethod::Combinations,
+            path => SplitMethod::User(PathBuf::from(path)),
+        },
+        fold: d.fold,
+        seed: d.split_seed,
+        test_fraction: d.test_fraction,
+        holdout_doubles: d.holdout_doubles,
+        val_fraction: d.val_fraction,
+    }
+}
+
+impl Experiment {
+    /// Read and prepare the data, make the split and the mask (cached in `cache_dir`), and read
+    /// the scGPT settings. `say` receives progress lines.
+    pub fn new(
+        config: &RunConfig,
+        cache_dir: &Path,
+        say: &mut dyn FnMut(String),
+    ) -> Result<Self, TrainError> {
+        let opts = prepare_options(config)?;
+        let data = prepare(&config.data.path, &opts)?;
+        let r = &data.report;
+        say(format!(
+            "data: {} cells x {} genes ({} in the file; {:?} values{}) in {:.1} s",
+            data.table.n_cells(),
+            data.n_genes(),
+            r.genes_in_file,
+            r.scale,
+            r.target_sum
+                .map(|t| format!(", normalised to {t}"))
+                .unwrap_or_default(),
+            r.seconds
+        ));
+        let split = Split::make(&data.table, &split_config(config), &config.data.path)?;
+        say(format!(
+            "split {} fold {}: {} train, {} validation, {} test conditions",
+            split.method,
+            split.fold,
+            split.train.len(),
+            split.val.len(),
+            split.test.len()
+        ));
+        let kind = match config.model.perturbation.as_str() {
+            "crispr" => PerturbationKind::Crispr,
+            "drug" => PerturbationKind::Drug,
+            _ => match data.table.kind {
+                ccfm_data::PerturbationKind::Gene => PerturbationKind::Crispr,
+                ccfm_data::PerturbationKind::Drug => PerturbationKind::Drug,
+            },
+        };
+        let vocab = data.vocabulary();
+        let pert_dict = data.perturbation_dict();
+        let gene_ids = data
+            .genes
+            .iter()
+            .map(|g| {
+                vocab
+                    .id(g)
+                    .expect("every prepared gene is in the vocabulary") as i64
+            })
+            .collect();
+        let mask = Self::mask(config, &data, &split, &vocab, cache_dir)?;
+        let scgpt_dim = if config.latent.enabled {
+            let args = ScgptArgs::read(&config.latent.scgpt_dir.join("args.json"))?;
+            Some(args.embsize)
+        } else {
+            None
+        };
+        Ok(Self {
+            config: config.clone(),
+            data,
+            split,
+            vocab,
+            kind,
+            pert_dict,
+            gene_ids,
+            mask,
+            scgpt_dim,
+        })
+    }
+
+    /// scDFM's mask from the training cells (training conditions and controls), extended to
+    /// vocabulary-only tokens (unmeasured perturbed genes), which attend only to themselves.
+    fn mask(
+        config: &RunConfig,
+        data: &PreparedData,
+        split: &Split,
+        vocab: &GeneVocab,
+        cache_dir: &Path,
+    ) -> Result<Vec<bool>, TrainError> {
+        let mut train_conditions: Vec<usize> = split
+            .train
+            .iter()
+            .filter_map(|n| data.table.condition_index(n))
+            .collect();
+        train_conditions.push(ccfm_data::PerturbationTable::CONTROL_INDEX);
+        let rows: Vec<usize> = (0..data.table.n_cells())
+            .filter(|&c| train_conditions.contains(&data.table.cell_condition[c]))
+            .collect();
+        let mut x = Vec::with_capacity(rows.len() * data.n_genes());
+        for &r in &rows {
+            x.extend(data.row(r).iter().map(|&v| v as f64));
+        }
+        let cfg = CoexpressionConfig {
+            top_k: config.data.coexpression_top_k,
+            use_negative_edge: config.data.use_negative_edge,
+            n_specials: 4,
+        };
+        let (measured, _) = cached_coexpression_mask(cache_dir, &x, rows.len(), &data.genes, &cfg)?;
+        let measured_vocab = GeneVocab::from_genes(&data.genes);
+        let mm = measured_vocab.len();
+        if mm == vocab.len() {
+            return Ok(measured);
+        }
+        let m = vocab.len();
+        let index: Vec<Option<usize>> = (0..m)
+            .map(|i| measured_vocab.id(vocab.token(i).expect("id in range")))
+            .collect();
+        let mut out = vec![true; m * m];
+        for i in 0..m {
+            for j in 0..m {
+                out[i * m + j] = match (index[i], index[j]) {
+                    (Some(a), Some(b)) => measured[a * mm + b],
+                    _ => i != j,
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    /// The network's settings.
+    pub fn model_config(&self) -> CascadedFlowModelConfig {
+        let m = &self.config.model;
+        let ntoken = match self.kind {
+            PerturbationKind::Crispr => self.vocab.len(),
+            PerturbationKind::Drug => self.vocab.len().max(self.pert_dict.len()),
+        };
+        CascadedFlowModelConfig::new(ntoken, self.kind)
+            .with_d_model(m.d_model)
+            .with_nhead(m.nhead)
+            .with_nlayers(m.nlayers)
+            .with_dropout(m.dropout)
+            .with_mlp_ratio(m.mlp_ratio)
+            .with_latent(self.scgpt_dim.map(|d| {
+                LatentStreamConfig::new()
+                    .with_scgpt_dim(d)
+                    .with_bottleneck_dim(self.config.latent.bottleneck_dim)
+                    .with_dh_depth(self.config.latent.dh_depth)
+            }))
+    }
+
+    /// The two perturbation slot ids of a condition.
+    pub fn pert_ids(&self, condition: &Condition) -> Result<[i64; 2], TrainError> {
+        let slots = condition.slots();
+        let mut out = [0i64; 2];
+        for (o, token) in out.iter_mut().zip(&slots) {
+            let id = match self.kind {
+                PerturbationKind::Crispr => self.vocab.id(token),
+                PerturbationKind::Drug => self.pert_dict.iter().position(|t| t == token),
+            };
+            *o = id.ok_or_else(|| self.unknown_token(token, &condition.name()))? as i64;
+        }
+        Ok(out)
+    }
+
+    fn unknown_token(&self, token: &str, condition: &str) -> TrainError {
+        let known: Vec<&str> = match self.kind {
+            PerturbationKind::Crispr => self.vocab.genes().iter().map(String::as_str).collect(),
+            PerturbationKind::Drug => self.pert_dict.iter().map(String::as_str).collect(),
+        };
+        let hint = closest(token, known.iter().copied())
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        TrainError::Request(format!(
+            "condition `{condition}`: `{token}` is not a perturbation this model knows{hint} \
+             (a {} model knows the {} tokens of {})",
+            match self.kind {
+                PerturbationKind::Crispr => "gene",
+                PerturbationKind::Drug => "drug",
+            },
+            known.len(),
+            self.config.data.path.display()
+        ))
+    }
+
+    /// Parse condition names (`A+B`, `A`), each token checked.
+    pub fn parse_conditions(&self, names: &[String]) -> Result<Vec<Condition>, TrainError> {
+        names
+            .iter()
+            .map(|n| {
+                let c = Condition::parse(n.trim());
+                if c.is_control() {
+                    return Err(TrainError::Request(format!(
+                        "`{n}` is the control; name perturbations (e.g. A+B)"
+                    )));
+                }
+                self.pert_ids(&c)?;
+                Ok(c)
+            })
+            .collect()
+    }
+
+    /// The frozen scGPT extractor over the model's genes (CCFM runs).
+    pub fn extractor<B: burn::tensor::backend::Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<Option<FrozenScgptExtractor<B>>, TrainError> {
+        if !self.config.latent.enabled {
+            return Ok(None);
+        }
+        let l = &self.config.latent;
+        let model = ScgptModel::<B>::from_dir(&l.scgpt_dir, device)?;
+        let cfg = ExtractorConfig {
+            stats_batches: l.norm_warmup_batches,
+            clamp: (l.clamp > 0.0).then_some(l.clamp as f32),
+            target_std: l.target_std as f32,
+            tie_break: if l.binning == "random" {
+                TieBreak::Random
+            } else {
+                TieBreak::Left
+            },
+            seed: self.config.train.seed,
+        };
+        Ok(Some(FrozenScgptExtractor::new(
+            model,
+            &self.data.genes,
+            cfg,
+        )?))
+    }
+}

@@ -1,0 +1,345 @@
+//! Prediction (`ccfm predict`): generate cells for conditions from a trained run and write them
+//! as an `.h5ad` that cell-eval and `ccfm evaluate` read directly.
+//!
+//! The predicted file holds one generated cell per control cell for every condition plus the
+//! control cells themselves (`obs['perturbation'] = "control"`). When the conditions have real
+//! cells in the data, a second file holds those real cells with the same control cells.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use ccfm_data::anndata::AnnData;
+use ccfm_data::preprocess::{check_values, detect_scale, log1p, normalize_total};
+use ccfm_data::{
+    write_h5ad, AnnDataOut, Column, Condition, DataFrame, MatrixOut, TargetSum, UnsValue,
+    ValueScale,
+};
+use ccfm_layers::CoexpressionMask;
+use ccfm_model::{CascadedDenoiser, CascadedFlowModel};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint::{load_module, RunDir};
+use crate::error::TrainError;
+use crate::experiment::Experiment;
+use crate::generate::{gather, generate_condition, prediction_genes};
+use crate::train::cache_dir;
+
+/// What to predict.
+#[derive(Debug, Clone, Default)]
+pub struct PredictOptions {
+    /// Condition names (`A+B`); default: the split's test conditions.
+    pub conditions: Option<Vec<String>>,
+    /// Control cells of the user's own (`.h5ad`; the model's genes must be among its var).
+    pub controls: Option<PathBuf>,
+    /// Default: `sample.cells_per_condition` of the run's config.
+    pub cells_per_condition: Option<usize>,
+    /// `latest` (default), a step number or a checkpoint directory name.
+    pub checkpoint: Option<String>,
+    /// Use the EMA weights when the run has them (default: `sample.use_ema`).
+    pub use_ema: Option<bool>,
+    /// Default: `sample.seed`.
+    pub seed: Option<u64>,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct PredictSummary {
+    pub predicted: PathBuf,
+    /// The real cells of the predicted conditions (when the data has them).
+    pub real: Option<PathBuf>,
+    pub conditions: Vec<String>,
+    pub cells_per_condition: usize,
+    pub genes: usize,
+    pub checkpoint: PathBuf,
+    pub seconds: f64,
+}
+
+/// The companion file of the real cells: `P.h5ad` -> `P_real.h5ad`.
+pub fn real_path(pred: &Path) -> PathBuf {
+    let stem = pred
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "predicted".into());
+    pred.with_file_name(format!("{stem}_real.h5ad"))
+}
+
+/// Read the user's control cells over `genes` (symbols), as log1p values.
+fn read_controls(path: &Path, genes: &[String]) -> Result<Vec<f32>, TrainError> {
+    let ad = AnnData::open(path)?;
+    let names: Vec<String> = ["gene_name", "feature_name", "gene_symbols"]
+        .iter()
+        .find_map(|c| ad.var.column(c).map(|col| col.as_labels()))
+        .map(|v| v.into_iter().map(Option::unwrap_or_default).collect())
+        .unwrap_or_else(|| ad.var.index.clone());
+    let pos: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let missing: Vec<&String> = genes
+        .iter()
+        .filter(|g| !pos.contains_key(g.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(TrainError::Request(format!(
+            "{}: {} of the model's {} genes are not in its var (e.g. {}); the control cells \
+             must measure the genes the model was trained on",
+            path.display(),
+            missing.len(),
+            genes.len(),
+            missing
+                .iter()
+                .take(5)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let rows: Vec<usize> = (0..ad.n_obs()).collect();
+    if rows.is_empty() {
+        return Err(TrainError::Request(format!(
+            "{}: it holds no cells",
+            path.display()
+        )));
+    }
+    let mut m = ad.read_rows_sparse("X", &rows)?;
+    let stats = check_values(path, "X", &m, &ad.obs.index)?;
+    if detect_scale(path, "X", &stats, ad.exists("uns/log1p"))? == ValueScale::Counts {
+        normalize_total(&mut m, TargetSum::Median);
+        log1p(&mut m);
+    }
+    let cols: Vec<usize> = genes.iter().map(|g| pos[g.as_str()]).collect();
+    let mut dense_row = vec![0f32; ad.n_vars()];
+    let mut out = Vec::with_capacity(rows.len() * genes.len());
+    for r in 0..rows.len() {
+        dense_row.iter_mut().for_each(|v| *v = 0.0);
+        for p in m.indptr[r]..m.indptr[r + 1] {
+            dense_row[m.indices[p]] = m.data[p] as f32;
+        }
+        out.extend(cols.iter().map(|&c| dense_row[c]));
+    }
+    Ok(out)
+}
+
+fn frame(labels: Vec<String>, prefix: &str) -> DataFrame {
+    DataFrame {
+        index: (0..labels.len()).map(|i| format!("{prefix}{i}")).collect(),
+        columns: vec![("perturbation".into(), Column::Strings(labels))],
+    }
+}
+
+/// Load a run's model (EMA weights when asked and present) on backend `B`.
+pub fn load_model<B: Backend>(
+    exp: &Experiment,
+    run: &RunDir,
+    which: &str,
+    use_ema: bool,
+    device: &B::Device,
+) -> Result<(CascadedFlowModel<B>, PathBuf, bool), TrainError> {
+    let dir = run.checkpoint(which)?;
+    let state = RunDir::read_state(&dir)?;
+    let cfg = exp.model_config();
+    let expected = serde_json::to_value(&cfg).expect("config serialises");
+    if state.model_config != expected {
+        return Err(TrainError::Incompatible {
+            path: dir,
+            detail: format!(
+                "the weights are of a model {} but the run's config.toml and data give {}",
+                state.model_config, expected
+            ),
+        });
+    }
+    let ema = use_ema && state.has_ema;
+    let file = if ema { "ema.bin" } else { "model.bin" };
+    let model = load_module(
+        cfg.init::<B>(device),
+        RunDir::read_file(&dir, file)?,
+        device,
+        &dir,
+    )?;
+    Ok((model, dir, ema))
+}
+
+/// Predict with the run in `run_path`, writing `out` (and its `_real` companion).
+pub fn predict<B: Backend>(
+    run_path: &Path,
+    out: &Path,
+    opts: &PredictOptions,
+    device: &B::Device,
+    say: &mut dyn FnMut(String),
+) -> Result<PredictSummary, TrainError> {
+    let started = Instant::now();
+    let run = RunDir::open(run_path)?;
+    let config = run.config()?;
+    let exp = Experiment::new(&config, &cache_dir(), say)?;
+    let s = &config.sample;
+    let (model, checkpoint, ema) = load_model::<B>(
+        &exp,
+        &run,
+        opts.checkpoint.as_deref().unwrap_or("latest"),
+        opts.use_ema.unwrap_or(s.use_ema),
+        device,
+    )?;
+    let conditions: Vec<Condition> = match &opts.conditions {
+        Some(names) => exp.parse_conditions(names)?,
+        None => exp.split.test.iter().map(|n| Condition::parse(n)).collect(),
+    };
+    if conditions.is_empty() {
+        return Err(TrainError::Request(
+            "no conditions to predict: the split has no test conditions; name them with \
+             --conditions"
+                .into(),
+        ));
+    }
+    let n = opts.cells_per_condition.unwrap_or(s.cells_per_condition);
+    if n == 0 {
+        return Err(TrainError::Request(
+            "--cells-per-condition must be at least 1".into(),
+        ));
+    }
+    let seed = opts.seed.unwrap_or(s.seed);
+    let genes = prediction_genes(&exp, s.n_genes);
+    let gene_names: Vec<String> = genes.iter().map(|&g| exp.data.genes[g].clone()).collect();
+    let t = genes.len();
+    say(format!(
+        "predicting {} conditions x {n} cells over {t} genes with {} ({})",
+        conditions.len(),
+        checkpoint.display(),
+        if ema { "EMA weights" } else { "weights" }
+    ));
+
+    // The control pool: the user's cells or the data's control cells, as (cells, t) values.
+    let (pool, pool_source): (Vec<f32>, String) = match &opts.controls {
+        Some(p) => (read_controls(p, &gene_names)?, p.display().to_string()),
+        None => {
+            let cells =
+                &exp.data.table.cells_by_condition()[ccfm_data::PerturbationTable::CONTROL_INDEX];
+            (
+                gather(&exp, cells, &genes),
+                "the data's control cells".into(),
+            )
+        }
+    };
+    let pool_n = pool.len() / t;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut draw = |k: usize| -> Vec<usize> {
+        let mut out = Vec::with_capacity(k);
+        while out.len() < k {
+            let mut perm: Vec<usize> = (0..pool_n).collect();
+            perm.shuffle(&mut rng);
+            let need = k - out.len();
+            out.extend(perm.into_iter().take(need));
+        }
+        out
+    };
+    let rows = |idx: &[usize]| -> Vec<f32> {
+        let mut v = Vec::with_capacity(idx.len() * t);
+        for &i in idx {
+            v.extend_from_slice(&pool[i * t..(i + 1) * t]);
+        }
+        v
+    };
+
+    let mask = CoexpressionMask::<B>::from_blocked(exp.mask.clone(), exp.vocab.len(), device);
+    let denoiser = CascadedDenoiser::new(config.denoiser())?;
+    B::seed(device, seed);
+    // The control rows written with both files: up to n of the pool, once.
+    let control_rows = draw(n.min(pool_n));
+    let mut pred_x = rows(&control_rows);
+    let mut pred_labels = vec!["control".to_string(); control_rows.len()];
+    let mut real_x = pred_x.clone();
+    let mut real_labels = pred_labels.clone();
+    let mut with_real = 0usize;
+    let by_condition = exp.data.table.cells_by_condition();
+    for (i, cond) in conditions.iter().enumerate() {
+        let name = cond.name();
+        let controls = rows(&draw(n));
+        let c0 = Instant::now();
+        let x = generate_condition(
+            &exp,
+            &model,
+            &mask,
+            &denoiser,
+            cond,
+            &genes,
+            &controls,
+            s.batch_size,
+            device,
+        )?;
+        pred_x.extend(x);
+        pred_labels.extend(std::iter::repeat_n(name.clone(), n));
+        if let Some(ci) = exp.data.table.condition_index(&name) {
+            let cells = &by_condition[ci];
+            real_x.extend(gather(&exp, cells, &genes));
+            real_labels.extend(std::iter::repeat_n(name.clone(), cells.len()));
+            with_real += 1;
+        }
+        say(format!(
+            "  [{}/{}] {name}: {n} cells in {:.1} s",
+            i + 1,
+            conditions.len(),
+            c0.elapsed().as_secs_f64()
+        ));
+    }
+
+    let var = DataFrame {
+        index: gene_names.clone(),
+        columns: Vec::new(),
+    };
+    let uns = vec![
+        (
+            "ccfm_run".to_string(),
+            UnsValue::Text(run_path.display().to_string()),
+        ),
+        (
+            "ccfm_checkpoint".to_string(),
+            UnsValue::Text(checkpoint.display().to_string()),
+        ),
+        (
+            "ccfm_controls".to_string(),
+            UnsValue::Text(pool_source.clone()),
+        ),
+        ("ccfm_seed".to_string(), UnsValue::Number(seed as f64)),
+    ];
+    let real = (with_real > 0).then(|| real_path(out));
+    if let Some(p) = &out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p).map_err(|e| TrainError::io(*p, e))?;
+    }
+    write_h5ad(
+        out,
+        &AnnDataOut {
+            x: MatrixOut::Dense(&pred_x),
+            layers: &[],
+            obs: &frame(pred_labels, "pred_"),
+            var: &var,
+            uns: &uns,
+        },
+    )?;
+    if let Some(rp) = &real {
+        if let Err(e) = write_h5ad(
+            rp,
+            &AnnDataOut {
+                x: MatrixOut::Dense(&real_x),
+                layers: &[],
+                obs: &frame(real_labels, "real_"),
+                var: &var,
+                uns: &uns[..1],
+            },
+        ) {
+            let _ = std::fs::remove_file(out);
+            return Err(e.into());
+        }
+    }
+    Ok(PredictSummary {
+        predicted: out.to_path_buf(),
+        real,
+        conditions: conditions.iter().map(Condition::name).collect(),
+        cells_per_condition: n,
+        genes: t,
+        checkpoint,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,381 @@
+//! Training, resumption and prediction on a tiny synthetic dataset with a random-weight scGPT.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use ccfm_data::Size;
+use ccfm_train::demo::write_inputs;
+use ccfm_train::{
+    predict, train_new, train_resume, PredictOptions, RunConfig, TrainError, TrainOptions,
+};
+use serde_json::json;
+
+type B = Autodiff<Flex>;
+
+/// Training re-seeds the backend's one random stream at every step: tests that train take
+/// turns.
+use ccfm_testkit::rng_lock as serial;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ccfm-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny configuration: seconds per run on 2 cores.
+fn tiny_config(dir: &Path, latent: bool, extra: &[&str]) -> RunConfig {
+    let inputs = write_inputs::<Flex>(
+        dir,
+        Size::Tiny,
+        &json!({"embsize": 16, "nheads": 2, "d_hid": 16, "nlayers": 1, "n_layers_cls": 1,
+                "dropout": 0.0, "pad_token": "<pad>", "pad_value": -2}),
+        3,
+        &Default::default(),
+    )
+    .unwrap();
+    let mut o: Vec<String> = vec![
+        format!("data.path={}", inputs.data.display()),
+        format!("latent.scgpt_dir={}", inputs.scgpt_dir.display()),
+        format!("latent.enabled={latent}"),
+        "data.n_top_genes=0".into(),
+        "data.genes_per_step=16".into(),
+        "data.fold=0".into(),
+        "data.val_fraction=0.3".into(),
+        "data.coexpression_top_k=5".into(),
+        "model.d_model=16".into(),
+        "model.nhead=2".into(),
+        "model.nlayers=1".into(),
+        "latent.bottleneck_dim=8".into(),
+        "latent.dh_depth=1".into(),
+        "latent.norm_warmup_batches=3".into(),
+        "train.steps=6".into(),
+        "train.batch_size=6".into(),
+        "train.lr=1e-3".into(),
+        "train.eta_min=1e-5".into(),
+        "train.validate_every=0".into(),
+        "train.val_cells=4".into(),
+        "sample.latent_time_points=3".into(),
+        "sample.expr_time_points=3".into(),
+        "sample.cells_per_condition=5".into(),
+        "sample.n_genes=0".into(),
+        "output.checkpoint_every=2".into(),
+        "output.log_every=1".into(),
+        "output.progress=never".into(),
+    ];
+    o.extend(extra.iter().map(|s| s.to_string()));
+    RunConfig::parse("", "tiny", &o).unwrap()
+}
+
+fn quiet() -> impl FnMut(String) {
+    |_s: String| {}
+}
+
+fn files(checkpoint: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(checkpoint)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
+    let _turn = serial();
+    let dir = tmp(&format!("resume-{latent}-{}", extra.len()));
+    let cfg = tiny_config(&dir, latent, extra);
+    let device = Default::default();
+    let mut say = quiet();
+    let full = train_new::<B>(
+        cfg.clone(),
+        &dir.join("full"),
+        &device,
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    // Stop after step 5 (the last checkpoint is step 4), then resume.
+    let part = dir.join("part");
+    train_new::<B>(
+        cfg,
+        &part,
+        &device,
+        TrainOptions {
+            say: &mut say,
+            stop_after: Some(5),
+        },
+    )
+    .unwrap();
+    assert!(part.join("checkpoints/step-00000004").is_dir());
+    assert!(!part.join("checkpoints/step-00000006").exists());
+    let resumed = train_resume::<B>(
+        &part,
+        &device,
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.resumed_from, Some(4));
+    let (a, b) = (files(&full.checkpoint), files(&resumed.checkpoint));
+    assert_eq!(
+        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        b.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    let differ: Vec<&String> = a
+        .iter()
+        .zip(&b)
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((n, _), _)| n)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{differ:?} differ between the uninterrupted and the resumed run"
+    );
+    assert!(a.iter().any(|f| f.0 == "optimizer.bin"));
+    // The log of the resumed run has each step once.
+    let log = std::fs::read_to_string(part.join("log.jsonl")).unwrap();
+    let steps: Vec<u64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("loss").is_some())
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4, 5, 6]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resumed_ccfm_run_ends_bit_identical_to_an_uninterrupted_one() {
+    resume_matches_uninterrupted(true, &[]);
+}
+
+#[test]
+fn resumed_scdfm_run_with_adamw_clipping_ema_warmup_is_bit_identical() {
+    resume_matches_uninterrupted(
+        false,
+        &[
+            "train.optimizer=adamw",
+            "train.weight_decay=0.01",
+            "train.grad_clip=1.0",
+            "train.ema_decay=0.9",
+            "train.warmup_steps=2",
+        ],
+    );
+}
+
+#[test]
+fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
+    let _turn = serial();
+    let dir = tmp("predict");
+    let cfg = tiny_config(&dir, true, &["train.steps=2"]);
+    let device = Default::default();
+    let mut say = quiet();
+    let run = dir.join("run");
+    train_new::<B>(
+        cfg,
+        &run,
+        &device,
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    let out = dir.join("pred.h5ad");
+    let s = predict::<Flex>(&run, &out, &PredictOptions::default(), &device, &mut say).unwrap();
+    assert!(!s.conditions.is_empty());
+    let real = s.real.clone().unwrap();
+    let ad = ccfm_data::AnnData::open(&out).unwrap();
+    let labels = ad.obs.column("perturbation").unwrap().as_labels();
+    assert_eq!(ad.n_obs(), 5 + 5 * s.conditions.len());
+    assert_eq!(
+        labels
+            .iter()
+            .filter(|l| l.as_deref() == Some("control"))
+            .count(),
+        5
+    );
+    // ccfm evaluate accepts the pair.
+    let eval = ccfm_eval::evaluate(&real, &out, &Default::default()).unwrap();
+    assert_eq!(eval.model.perts.len(), s.conditions.len());
+
+    // An unseen combination of known genes predicts (no real cells: no second file).
+    let table = ccfm_train::Experiment::new(
+        &RunConfig::read(&run.join("config.toml"), &[]).unwrap(),
+        &dir.join("cache"),
+        &mut say,
+    )
+    .unwrap();
+    let singles: Vec<String> = table
+        .data
+        .table
+        .conditions
+        .iter()
+        .filter(|c| c.tokens.len() == 1)
+        .map(|c| c.name())
+        .collect();
+    let novel = format!("{}+{}", singles[1], singles[0]);
+    assert!(table.data.table.condition_index(&novel).is_none());
+    let out2 = dir.join("novel.h5ad");
+    let s2 = predict::<Flex>(
+        &run,
+        &out2,
+        &PredictOptions {
+            conditions: Some(vec![novel]),
+            cells_per_condition: Some(3),
+            ..Default::default()
+        },
+        &device,
+        &mut say,
+    )
+    .unwrap();
+    assert!(s2.real.is_none());
+    assert_eq!(ccfm_data::AnnData::open(&out2).unwrap().n_obs(), 6);
+
+    // An unknown gene: a clear error, nothing written.
+    let out3 = dir.join("bad.h5ad");
+    let e = predict::<Flex>(
+        &run,
+        &out3,
+        &PredictOptions {
+            conditions: Some(vec![format!("{}+NOTAGENE", singles[0])]),
+            ..Default::default()
+        },
+        &device,
+        &mut say,
+    )
+    .unwrap_err();
+    assert!(matches!(e, TrainError::Request(_)), "{e}");
+    assert!(e.to_string().contains("NOTAGENE"), "{e}");
+    assert!(!out3.exists());
+    // Not a run directory.
+    let e =
+        predict::<Flex>(&dir, &out3, &PredictOptions::default(), &device, &mut say).unwrap_err();
+    assert!(matches!(e, TrainError::Run { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_from_another_config_is_refused() {
+    let _turn = serial();
+    let dir = tmp("incompatible");
+    let cfg = tiny_config(&dir, false, &["train.steps=2"]);
+    let device = Default::default();
+    let mut say = quiet();
+    let run = dir.join("run");
+    train_new::<B>(
+        cfg,
+        &run,
+        &device,
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    // Edit the run's config: a wider model no longer fits the weights.
+    let path = run.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("d_model = 16", "d_model = 24")).unwrap();
+    let e = predict::<Flex>(
+        &run,
+        &dir.join("p.h5ad"),
+        &PredictOptions::default(),
+        &device,
+        &mut say,
+    )
+    .unwrap_err();
+    assert!(matches!(e, TrainError::Incompatible { .. }), "{e}");
+    let e = train_resume::<B>(
+        &run,
+        &device,
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, TrainError::Incompatible { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_data_leaves_no_run_directory() {
+    let dir = tmp("baddata");
+    let bad = dir.join("not.h5ad");
+    std::fs::write(&bad, b"not an hdf5 file").unwrap();
+    let cfg = RunConfig::parse(
+        "",
+        "t",
+        &[
+            format!("data.path={}", bad.display()),
+            "latent.enabled=false".into(),
+        ],
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let mut say = quiet();
+    let e = train_new::<B>(
+        cfg,
+        &run,
+        &Default::default(),
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not.h5ad"), "{e}");
+    assert!(!run.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_diverging_run_stops_and_names_the_last_good_checkpoint() {
+    let _turn = serial();
+    let dir = tmp("nan");
+    let cfg = tiny_config(
+        &dir,
+        false,
+        &[
+            "train.steps=20",
+            "train.lr=1e30",
+            "train.eta_min=1e30",
+            "output.checkpoint_every=1",
+        ],
+    );
+    let mut say = quiet();
+    let e = train_new::<B>(
+        cfg,
+        &dir.join("run"),
+        &Default::default(),
+        TrainOptions {
+            say: &mut say,
+            stop_after: None,
+        },
+    )
+    .unwrap_err();
+    let TrainError::NonFinite {
+        step,
+        last_checkpoint,
+        ..
+    } = &e
+    else {
+        panic!("expected a non-finite loss, got {e}");
+    };
+    assert!(*step >= 2, "{e}");
+    let last = last_checkpoint.as_ref().expect("checkpoints were written");
+    assert!(last.ends_with(format!("step-{:08}", step - 1)), "{e}");
+    assert!(e.to_string().contains(&format!("step {step}")), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
