@@ -52,3 +52,41 @@ pub fn compiled() -> Vec<&'static str> {
     }
     v
 }
+
+/// The autodiff backend over [`Selected`], for training.
+pub type SelectedAutodiff = burn::backend::Autodiff<Selected>;
+
+/// The device of the selected backend: GPU number `index` (`--device`), or the CPU.
+pub fn device(index: Option<usize>) -> Result<burn::tensor::Device<Selected>, String> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(burn::backend::cuda::CudaDevice::new(index.unwrap_or(0)))
+    }
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    {
+        use burn::backend::wgpu::WgpuDevice;
+        Ok(match index {
+            None => WgpuDevice::DefaultDevice,
+            Some(i) => WgpuDevice::DiscreteGpu(i),
+        })
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        match index {
+            None | Some(0) => Ok(Default::default()),
+            Some(i) => Err(format!(
+                "--device {i}: this binary runs on the CPU ({NAME}), which has only device 0; \
+                 build with --features wgpu or cuda for GPUs"
+            )),
+        }
+    }
+}
+
+/// `ccfm --version`: the version and the backends compiled in.
+pub fn version() -> String {
+    format!(
+        "{} (backends: {}; selected: {NAME})",
+        env!("CARGO_PKG_VERSION"),
+        compiled().join(", ")
+    )
+}

@@ -2,6 +2,7 @@
 //! (see [`backend`]) and calls the library crates.
 
 mod backend;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,16 +19,84 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "ccfm",
-    version,
     about = "Cascaded Conditioned Flow Matching for single-cell perturbation prediction"
 )]
 struct Cli {
+    /// GPU number for the wgpu / cuda backends (the CPU backends have only device 0).
+    #[arg(long, global = true)]
+    device: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole pipeline on built-in synthetic data, no downloads: writes the data and a
+    /// random-weight scGPT directory, trains CCFM and the scDFM baseline briefly, predicts the
+    /// held-out doubles, evaluates them next to the control/mean/additive baselines and writes
+    /// reports.
+    Demo {
+        /// Output directory (replaced if it holds an earlier demo).
+        #[arg(long, default_value = "ccfm-demo")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Override a setting of configs/demo.toml (section.key=value); repeatable.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Train CCFM (or scDFM with latent.enabled = false) from a TOML config into a run
+    /// directory; `--resume RUN` continues a stopped run exactly where its last checkpoint left
+    /// off.
+    Train {
+        /// The configuration (see configs/norman.toml).
+        #[arg(long, required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// The run directory to create.
+        #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+        out: Option<PathBuf>,
+        /// Continue the run in this directory from its newest checkpoint.
+        #[arg(long, conflicts_with = "config")]
+        resume: Option<PathBuf>,
+        /// Override a config setting (section.key=value, e.g. train.steps=500); repeatable.
+        #[arg(
+            long = "set",
+            value_name = "SECTION.KEY=VALUE",
+            conflicts_with = "resume"
+        )]
+        set: Vec<String>,
+        /// Stop after this many steps, as if interrupted (resume later with --resume).
+        #[arg(long)]
+        stop_after: Option<usize>,
+    },
+    /// Predict cells with a trained run: an .h5ad of predicted cells (obs['perturbation'],
+    /// control cells included) and, when the conditions have real cells, PRED_real.h5ad.
+    Predict {
+        /// The run directory written by `ccfm train`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output .h5ad path.
+        #[arg(long)]
+        out: PathBuf,
+        /// Conditions to predict, comma-separated (e.g. "KLF1+MAP2K6,SET+KLF1"); default: the
+        /// split's test conditions.
+        #[arg(long, value_delimiter = ',')]
+        conditions: Option<Vec<String>>,
+        /// Your own control cells (.h5ad with the model's genes); default: the data's.
+        #[arg(long)]
+        controls: Option<PathBuf>,
+        /// Cells per condition (default: sample.cells_per_condition of the run).
+        #[arg(long)]
+        cells_per_condition: Option<usize>,
+        /// Checkpoint: latest, or a step number.
+        #[arg(long, default_value = "latest")]
+        checkpoint: String,
+        /// Use the raw weights even when the run kept an EMA.
+        #[arg(long)]
+        no_ema: bool,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Show the version, the compiled backends, and check that the selected backend computes.
     Info,
     /// Show an .h5ad file's layout and its perturbation design (schema, control cells,
@@ -169,9 +238,46 @@ impl DataArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(backend::version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let device = cli.device;
     let result = match cli.command {
         Command::Info => info(),
+        Command::Demo { out, seed, set } => run::demo(&out, seed, set, device),
+        Command::Train {
+            config,
+            out,
+            resume,
+            set,
+            stop_after,
+        } => run::train(config, out, resume, set, stop_after, device),
+        Command::Predict {
+            run,
+            out,
+            conditions,
+            controls,
+            cells_per_condition,
+            checkpoint,
+            no_ema,
+            seed,
+        } => run::predict(
+            &run,
+            &out,
+            ccfm_train::PredictOptions {
+                conditions,
+                controls,
+                cells_per_condition,
+                checkpoint: Some(checkpoint),
+                use_ema: no_ema.then_some(false),
+                seed,
+            },
+            device,
+        ),
         Command::Inspect { file, json, data } => inspect(&file, json, &data),
         Command::Hvg {
             file,

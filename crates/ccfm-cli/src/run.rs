@@ -1,0 +1,133 @@
+//! `ccfm train`, `ccfm predict` and `ccfm demo`: argument handling around `ccfm-train`.
+
+use std::path::{Path, PathBuf};
+
+use ccfm_train::demo::{run_demo, DemoOptions};
+use ccfm_train::{predict as predict_run, train_new, train_resume, RunConfig, TrainOptions};
+
+use crate::backend::{self, Selected, SelectedAutodiff};
+
+fn say(line: String) {
+    eprintln!("{line}");
+}
+
+pub fn train(
+    config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    set: Vec<String>,
+    stop_after: Option<usize>,
+    device: Option<usize>,
+) -> Result<(), String> {
+    let device = backend::device(device)?;
+    let mut say = say;
+    let opts = TrainOptions {
+        say: &mut say,
+        stop_after,
+    };
+    eprintln!("ccfm {}", backend::version());
+    let summary = match (config, out, resume) {
+        (_, _, Some(run)) => train_resume::<SelectedAutodiff>(&run, &device, opts),
+        (Some(config), Some(out), None) => {
+            let cfg = RunConfig::read(&config, &set).map_err(|e| e.to_string())?;
+            train_new::<SelectedAutodiff>(cfg, &out, &device, opts)
+        }
+        _ => return Err("give --config and --out, or --resume RUN".into()),
+    }
+    .map_err(|e| e.to_string())?;
+    println!(
+        "trained {} steps{} in {:.1} s ({:.2} steps/s); last loss {:.5}",
+        summary.steps,
+        summary
+            .resumed_from
+            .map(|s| format!(" (resumed at step {s})"))
+            .unwrap_or_default(),
+        summary.seconds,
+        summary.steps_per_second,
+        summary.last_loss
+    );
+    if let Some(v) = &summary.validation {
+        println!(
+            "validation: {} conditions, pearson_delta {}, mse {}",
+            v.conditions,
+            v.pearson_delta
+                .map(|x| format!("{x:.4}"))
+                .unwrap_or("-".into()),
+            v.mse.map(|x| format!("{x:.5}")).unwrap_or("-".into())
+        );
+    }
+    println!("checkpoint: {}", summary.checkpoint.display());
+    Ok(())
+}
+
+pub fn predict(
+    run: &Path,
+    out: &Path,
+    opts: ccfm_train::PredictOptions,
+    device: Option<usize>,
+) -> Result<(), String> {
+    let device = backend::device(device)?;
+    let mut say = say;
+    let s =
+        predict_run::<Selected>(run, out, &opts, &device, &mut say).map_err(|e| e.to_string())?;
+    println!(
+        "predicted {} conditions x {} cells over {} genes in {:.1} s",
+        s.conditions.len(),
+        s.cells_per_condition,
+        s.genes,
+        s.seconds
+    );
+    println!("predicted cells: {}", s.predicted.display());
+    if let Some(r) = &s.real {
+        println!("real cells:      {}", r.display());
+        println!(
+            "evaluate with:   ccfm evaluate --real {} --pred {} --out EVAL_DIR",
+            r.display(),
+            s.predicted.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn demo(out: &Path, seed: u64, set: Vec<String>, device: Option<usize>) -> Result<(), String> {
+    let device = backend::device(device)?;
+    eprintln!("ccfm demo {} -> {}", backend::version(), out.display());
+    let mut say = say;
+    let s = run_demo::<SelectedAutodiff>(
+        &DemoOptions {
+            out: out.to_path_buf(),
+            seed,
+            overrides: set,
+        },
+        &device,
+        &mut say,
+    )
+    .map_err(|e| e.to_string())?;
+    println!();
+    println!(
+        "Held-out doubles of the synthetic Norman-like data ({} conditions), mean over conditions:",
+        s.test_conditions
+    );
+    println!(
+        "{:<22} {:>14} {:>10} {:>24}",
+        "method", "pearson_delta", "mse", "discrimination_l1"
+    );
+    let f = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or("-".into());
+    for r in &s.rows {
+        println!(
+            "{:<22} {:>14} {:>10} {:>24}",
+            r.method,
+            f(r.pearson_delta, 4),
+            f(r.mse, 5),
+            f(r.discrimination_l1, 4)
+        );
+    }
+    println!("(pearson_delta and discrimination: higher is better; mse: lower is better.");
+    println!(" The scGPT here has random weights, so CCFM's latent carries no pretrained biology;");
+    println!(" training is minutes, not the reference 200k steps.)");
+    for r in &s.reports {
+        println!("report: {}", r.display());
+    }
+    println!("demo finished in {:.0} s", s.seconds);
+    Ok(())
+}

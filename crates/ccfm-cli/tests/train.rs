@@ -1,0 +1,262 @@
+//! `ccfm train`, `ccfm predict` and `ccfm --version`, run as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use burn::backend::Flex;
+use ccfm_data::Size;
+use ccfm_train::demo::write_inputs;
+use serde_json::json;
+
+fn ccfm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ccfm"))
+        .args(args)
+        .output()
+        .expect("the ccfm binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ccfm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny scDFM config file over synthetic data written into `dir`.
+fn tiny_config(dir: &Path, steps: usize) -> PathBuf {
+    let inputs = write_inputs::<Flex>(
+        dir,
+        Size::Tiny,
+        &json!({"embsize": 16, "nheads": 2, "d_hid": 16, "nlayers": 1, "n_layers_cls": 1,
+                "dropout": 0.0, "pad_token": "<pad>", "pad_value": -2}),
+        5,
+        &Default::default(),
+    )
+    .unwrap();
+    let cfg = format!(
+        r#"[data]
+path = "{}"
+n_top_genes = 0
+genes_per_step = 16
+fold = 0
+coexpression_top_k = 5
+[model]
+d_model = 16
+nhead = 2
+nlayers = 1
+[latent]
+scgpt_dir = "{}"
+bottleneck_dim = 8
+dh_depth = 1
+norm_warmup_batches = 3
+[train]
+steps = {steps}
+batch_size = 6
+lr = 1e-3
+eta_min = 1e-5
+validate_every = 0
+val_cells = 4
+[sample]
+latent_time_points = 3
+expr_time_points = 3
+cells_per_condition = 5
+n_genes = 0
+[output]
+checkpoint_every = 5
+log_every = 5
+"#,
+        inputs.data.display(),
+        inputs.scgpt_dir.display()
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn checkpoint_files(run: &Path, name: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = run.join("checkpoints").join(name);
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn version_lists_the_compiled_backends() {
+    let o = ccfm(&["--version"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("backends: flex") && t.contains("selected: flex"),
+        "{t}"
+    );
+    let o = ccfm(&["--device", "1", "train", "--resume", "/nonexistent"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("only device 0"), "{}", text(&o));
+}
+
+#[test]
+fn a_config_typo_fails_with_a_suggestion_and_leaves_nothing() {
+    let dir = tmp("typo");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[data]\npath = \"x.h5ad\"\n[train]\nstepz = 3\n").unwrap();
+    let run = dir.join("run");
+    let o = ccfm(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("train.stepz") && t.contains("did you mean `train.steps`"),
+        "{t}"
+    );
+    assert!(!run.exists());
+    // The same through --set.
+    std::fs::write(&cfg, "[data]\npath = \"x.h5ad\"\n").unwrap();
+    let o = ccfm(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "latent.enabeld=false",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("latent.enabled"), "{}", text(&o));
+    assert!(!run.exists());
+    // A run directory that is not one.
+    let o = ccfm(&[
+        "predict",
+        "--run",
+        dir.to_str().unwrap(),
+        "--out",
+        dir.join("p.h5ad").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("not a usable run directory"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.join("p.h5ad").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_checkpoint_of_an_uninterrupted_run() {
+    let dir = tmp("kill");
+    let steps = 60;
+    let cfg = tiny_config(&dir, steps);
+    let cfg = cfg.to_str().unwrap();
+    let full = dir.join("full");
+    let o = ccfm(&["train", "--config", cfg, "--out", full.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let part = dir.join("part");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ccfm"))
+        .args(["train", "--config", cfg, "--out", part.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = part.join("checkpoints/latest");
+    let started = Instant::now();
+    loop {
+        let name = std::fs::read_to_string(&latest).unwrap_or_default();
+        if name.as_str() >= "step-00000010" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let at_kill = std::fs::read_to_string(&latest).unwrap();
+    assert!(
+        status.code().is_none() && at_kill.as_str() < "step-00000060",
+        "the run finished before it could be killed ({at_kill}); make it longer"
+    );
+    let o = ccfm(&["train", "--resume", part.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resumed at step"), "{}", text(&o));
+    let (a, b) = (
+        checkpoint_files(&full, "step-00000060"),
+        checkpoint_files(&part, "step-00000060"),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "{name} differs after kill + resume (killed at {at_kill})"
+        );
+    }
+
+    // Predict with the run, then evaluate the prediction.
+    let pred = dir.join("pred.h5ad");
+    let o = ccfm(&[
+        "predict",
+        "--run",
+        part.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--cells-per-condition",
+        "6",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let real = dir.join("pred_real.h5ad");
+    assert!(real.exists());
+    let eval = dir.join("eval");
+    let o = ccfm(&[
+        "evaluate",
+        "--real",
+        real.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "--out",
+        eval.to_str().unwrap(),
+        "--log",
+        part.join("log.jsonl").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(eval.join("results.csv").exists());
+    // An unknown condition: an error naming it, no output.
+    let bad = dir.join("bad.h5ad");
+    let o = ccfm(&[
+        "predict",
+        "--run",
+        part.to_str().unwrap(),
+        "--out",
+        bad.to_str().unwrap(),
+        "--conditions",
+        "NOTAGENE+ALSONOT",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("NOTAGENE"), "{}", text(&o));
+    assert!(!bad.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
