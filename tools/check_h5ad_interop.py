@@ -3,6 +3,7 @@
 Run:  CCFM_INTEROP_DIR=DIR cargo test -p ccfm-data --test writer
       ccfm synth --preset norman --size tiny --out DIR/synth_norman.h5ad   (optional)
       python tools/check_h5ad_interop.py DIR
+or:   python tools/check_h5ad_interop.py --predictions DIR   (the *.h5ad of `ccfm predict`)
 Needs: pip install anndata. Exits non-zero on the first difference.
 """
 
@@ -57,5 +58,28 @@ def check_synth(f):
     print(f"{f.name}: anndata reads {a.shape}, counts layer, X = log1p(CP10k), truth in uns")
 
 
+def check_predictions(d):
+    """`ccfm predict` output: obs['perturbation'] with control rows, dense X of log1p values,
+    and the `_real` companion over the same genes (what cell-eval reads)."""
+    preds = sorted(p for p in d.glob("*.h5ad") if not p.stem.endswith("_real") and p.stem != "train_cells")
+    assert preds, f"no predictions in {d}"
+    for f in preds:
+        a = ad.read_h5ad(f)
+        labels = a.obs["perturbation"].astype(str)
+        assert (labels == "control").sum() > 0, f
+        n_pert = labels[labels != "control"].nunique()
+        assert n_pert > 0, f
+        x = np.asarray(a.X.toarray() if sp.issparse(a.X) else a.X)
+        assert np.isfinite(x).all() and x.min() >= 0, (f, x.min())
+        real = f.with_name(f.stem + "_real.h5ad")
+        r = ad.read_h5ad(real)
+        assert list(r.var_names) == list(a.var_names), (real, "genes differ")
+        assert set(r.obs["perturbation"].astype(str)) == set(labels), (real, "conditions differ")
+        print(f"{f.name}: anndata reads {a.shape}, {n_pert} perturbations + control; {real.name} {r.shape}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--predictions":
+        check_predictions(Path(sys.argv[2]))
+        sys.exit(0)
     main(Path(sys.argv[1]))
