@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ccfm::backend::{SelectedAutodiff, NAME};
-use ccfm::train::demo::{summary_rows, train_predict_evaluate};
+use ccfm::train::demo::{format_table, summary_rows, train_predict_evaluate};
 use ccfm::train::RunConfig;
 
 pub struct Dataset {
@@ -120,19 +120,6 @@ pub fn run(ds: Dataset) {
         "{} test conditions, mean over conditions:",
         r.predict.conditions.len()
     );
-    println!(
-        "{:<12} {:>14} {:>10} {:>20}",
-        "method", "pearson_delta", "mse", "discrimination_l1"
-    );
-    let f = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or("-".into());
-    for row in summary_rows(&r.evaluation, model) {
-        println!(
-            "{:<12} {:>14} {:>10} {:>20}",
-            row.method,
-            f(row.pearson_delta, 4),
-            f(row.mse, 5),
-            f(row.discrimination_l1, 4)
-        );
-    }
+    print!("{}", format_table(&summary_rows(&r.evaluation, model)));
     println!("report: {}", r.report.display());
 }

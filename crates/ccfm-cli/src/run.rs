@@ -108,20 +108,7 @@ pub fn demo(out: &Path, seed: u64, set: Vec<String>, device: Option<usize>) -> R
         "Held-out doubles of the synthetic Norman-like data ({} conditions), mean over conditions:",
         s.test_conditions
     );
-    println!(
-        "{:<22} {:>14} {:>10} {:>24}",
-        "method", "pearson_delta", "mse", "discrimination_l1"
-    );
-    let f = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or("-".into());
-    for r in &s.rows {
-        println!(
-            "{:<22} {:>14} {:>10} {:>24}",
-            r.method,
-            f(r.pearson_delta, 4),
-            f(r.mse, 5),
-            f(r.discrimination_l1, 4)
-        );
-    }
+    print!("{}", ccfm_train::demo::format_table(&s.rows));
     println!("(pearson_delta and discrimination: higher is better; mse: lower is better.");
     println!(" The scGPT here has random weights, so CCFM's latent carries no pretrained biology;");
     println!(" training is minutes, not the reference 200k steps.)");

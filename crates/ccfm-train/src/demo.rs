@@ -282,6 +282,25 @@ pub fn summary_rows(eval: &Evaluation, model_name: &str) -> Vec<DemoRow> {
         .collect()
 }
 
+/// The rows as an aligned text table (header line first).
+pub fn format_table(rows: &[DemoRow]) -> String {
+    let f = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or("-".into());
+    let mut out = format!(
+        "{:<12} {:>14} {:>10} {:>18}\n",
+        "method", "pearson_delta", "mse", "discrimination_l1"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<12} {:>14} {:>10} {:>18}\n",
+            r.method,
+            f(r.pearson_delta, 4),
+            f(r.mse, 5),
+            f(r.discrimination_l1, 4)
+        ));
+    }
+    out
+}
+
 /// Run the demo.
 pub fn run_demo<B: AutodiffBackend>(
     opts: &DemoOptions,

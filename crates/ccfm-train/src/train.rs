@@ -342,6 +342,12 @@ fn run<B: AutodiffBackend>(
         out.display()
     ));
 
+    if start >= t.steps {
+        say(format!(
+            "the run is already complete ({start} of {} steps); nothing to do",
+            t.steps
+        ));
+    }
     let mut progress = Progress::new(&config.output.progress);
     let loop_start = Instant::now();
     let mut last_loss = f64::NAN;

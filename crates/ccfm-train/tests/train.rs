@@ -7,6 +7,7 @@ use ccfm_data::Size;
 use ccfm_train::demo::write_inputs;
 use ccfm_train::{
     predict, train_new, train_resume, PredictOptions, RunConfig, TrainError, TrainOptions,
+    TrainSummary,
 };
 use serde_json::json;
 
@@ -71,6 +72,24 @@ fn quiet() -> impl FnMut(String) {
     |_s: String| {}
 }
 
+/// Train a new run quietly on the CPU.
+fn train(
+    cfg: RunConfig,
+    run: &Path,
+    stop_after: Option<usize>,
+) -> Result<TrainSummary, TrainError> {
+    let mut say = quiet();
+    train_new::<B>(
+        cfg,
+        run,
+        &Default::default(),
+        TrainOptions {
+            say: &mut say,
+            stop_after,
+        },
+    )
+}
+
 fn files(checkpoint: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(checkpoint)
         .unwrap()
@@ -92,28 +111,10 @@ fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
     let cfg = tiny_config(&dir, latent, extra);
     let device = Default::default();
     let mut say = quiet();
-    let full = train_new::<B>(
-        cfg.clone(),
-        &dir.join("full"),
-        &device,
-        TrainOptions {
-            say: &mut say,
-            stop_after: None,
-        },
-    )
-    .unwrap();
+    let full = train(cfg.clone(), &dir.join("full"), None).unwrap();
     // Stop after step 5 (the last checkpoint is step 4), then resume.
     let part = dir.join("part");
-    train_new::<B>(
-        cfg,
-        &part,
-        &device,
-        TrainOptions {
-            say: &mut say,
-            stop_after: Some(5),
-        },
-    )
-    .unwrap();
+    train(cfg, &part, Some(5)).unwrap();
     assert!(part.join("checkpoints/step-00000004").is_dir());
     assert!(!part.join("checkpoints/step-00000006").exists());
     let resumed = train_resume::<B>(
@@ -181,16 +182,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     let device = Default::default();
     let mut say = quiet();
     let run = dir.join("run");
-    train_new::<B>(
-        cfg,
-        &run,
-        &device,
-        TrainOptions {
-            say: &mut say,
-            stop_after: None,
-        },
-    )
-    .unwrap();
+    train(cfg, &run, None).unwrap();
     let out = dir.join("pred.h5ad");
     let s = predict::<Flex>(&run, &out, &PredictOptions::default(), &device, &mut say).unwrap();
     assert!(!s.conditions.is_empty());
@@ -273,16 +265,7 @@ fn a_checkpoint_from_another_config_is_refused() {
     let device = Default::default();
     let mut say = quiet();
     let run = dir.join("run");
-    train_new::<B>(
-        cfg,
-        &run,
-        &device,
-        TrainOptions {
-            say: &mut say,
-            stop_after: None,
-        },
-    )
-    .unwrap();
+    train(cfg, &run, None).unwrap();
     // Edit the run's config: a wider model no longer fits the weights.
     let path = run.join("config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -324,17 +307,7 @@ fn bad_data_leaves_no_run_directory() {
     )
     .unwrap();
     let run = dir.join("run");
-    let mut say = quiet();
-    let e = train_new::<B>(
-        cfg,
-        &run,
-        &Default::default(),
-        TrainOptions {
-            say: &mut say,
-            stop_after: None,
-        },
-    )
-    .unwrap_err();
+    let e = train(cfg, &run, None).unwrap_err();
     assert!(e.to_string().contains("not.h5ad"), "{e}");
     assert!(!run.exists());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -354,17 +327,7 @@ fn a_diverging_run_stops_and_names_the_last_good_checkpoint() {
             "output.checkpoint_every=1",
         ],
     );
-    let mut say = quiet();
-    let e = train_new::<B>(
-        cfg,
-        &dir.join("run"),
-        &Default::default(),
-        TrainOptions {
-            say: &mut say,
-            stop_after: None,
-        },
-    )
-    .unwrap_err();
+    let e = train(cfg, &dir.join("run"), None).unwrap_err();
     let TrainError::NonFinite {
         step,
         last_checkpoint,
@@ -378,4 +341,29 @@ fn a_diverging_run_stops_and_names_the_last_good_checkpoint() {
     assert!(last.ends_with(format!("step-{:08}", step - 1)), "{e}");
     assert!(e.to_string().contains(&format!("step {step}")), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_shipped_configs_parse_and_hold_the_reference_settings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let paths = ["data.path=x.h5ad".to_string(), "latent.scgpt_dir=s".into()];
+    let norman = RunConfig::read(&root.join("norman.toml"), &paths).unwrap();
+    // configs/norman.toml spells out the defaults: the reference settings.
+    let mut defaults = RunConfig::parse("", "defaults", &paths).unwrap();
+    defaults.model.perturbation = "crispr".into();
+    defaults.train.val_cells = 128;
+    assert_eq!(norman, defaults);
+    let combo = RunConfig::read(&root.join("combosciplex.toml"), &paths).unwrap();
+    assert_eq!(combo.model.perturbation, "drug");
+    assert_eq!(combo.data.split, "configs/combosciplex_split.json");
+    assert_eq!(
+        (
+            combo.model.d_model,
+            combo.train.batch_size,
+            combo.data.genes_per_step
+        ),
+        (128, 48, 1000)
+    );
+    let demo = RunConfig::parse(ccfm_train::demo::DEMO_CONFIG, "demo", &paths).unwrap();
+    assert!(demo.train.steps < 1000 && demo.model.d_model == 32);
 }
