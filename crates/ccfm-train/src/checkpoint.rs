@@ -10,6 +10,7 @@
 //!     model.bin          weights (Burn bincode record, full precision)
 //!     ema.bin            EMA weights (when train.ema_decay > 0)
 //!     optimizer.bin      optimiser moments and step counts
+//!     config.toml        the resolved configuration (as RUN/config.toml)
 //!     state.json         step, schedule, sampler and extractor RNG positions, extractor
 //!                        statistics, the model settings the weights belong to
 //! ```

@@ -234,6 +234,12 @@ fn run<B: AutodiffBackend>(
     let mut start = 0usize;
     let mut last_checkpoint: Option<PathBuf> = None;
 
+    // The resolved configuration (paths absolute), stored in the run and in every checkpoint.
+    let resolved_text = {
+        let mut resolved = config.clone();
+        resolved.absolutize(&std::env::current_dir().unwrap_or_default());
+        resolved.to_toml()
+    };
     if resume {
         if let Some(dir) = run_dir.latest()? {
             let state = RunDir::read_state(&dir)?;
@@ -295,9 +301,7 @@ fn run<B: AutodiffBackend>(
         truncate_log(&run_dir.log(), start)?;
     } else {
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-        let mut resolved = config.clone();
-        resolved.absolutize(&std::env::current_dir().unwrap_or_default());
-        ccfm_data::split::write_atomic(&out.join(CONFIG_FILE), resolved.to_toml().as_bytes())?;
+        ccfm_data::split::write_atomic(&out.join(CONFIG_FILE), resolved_text.as_bytes())?;
         exp.split.write_json(&out.join("split.json"))?;
         exp.vocab
             .write_json(out.join("vocab.json"))
@@ -467,6 +471,7 @@ fn run<B: AutodiffBackend>(
             let mut files = vec![
                 ("model.bin", module_bytes::<B, _>(model.clone())),
                 ("optimizer.bin", optim.to_bytes()),
+                ("config.toml", resolved_text.clone().into_bytes()),
             ];
             if let Some(e) = &ema {
                 files.push(("ema.bin", module_bytes::<B::InnerBackend, _>(e.clone())));

@@ -234,6 +234,60 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     assert!(s2.real.is_none());
     assert_eq!(ccfm_data::AnnData::open(&out2).unwrap().n_obs(), 6);
 
+    // The user's own control cells: here the data file itself, read as a control pool.
+    let out4 = dir.join("own_controls.h5ad");
+    let s4 = predict::<Flex>(
+        &run,
+        &out4,
+        &PredictOptions {
+            controls: Some(table.config.data.path.clone()),
+            cells_per_condition: Some(4),
+            ..Default::default()
+        },
+        &device,
+        &mut say,
+    )
+    .unwrap();
+    assert_eq!(
+        ccfm_data::AnnData::open(&out4).unwrap().n_obs(),
+        4 + 4 * s4.conditions.len()
+    );
+    // A control file without the model's genes is refused, nothing written.
+    let foreign = dir.join("foreign.h5ad");
+    let obs = ccfm_data::DataFrame {
+        index: vec!["c0".into(), "c1".into()],
+        columns: vec![],
+    };
+    let var = ccfm_data::DataFrame {
+        index: vec!["NOT_A".into(), "NOT_B".into()],
+        columns: vec![],
+    };
+    ccfm_data::write_h5ad(
+        &foreign,
+        &ccfm_data::AnnDataOut {
+            x: ccfm_data::MatrixOut::Dense(&[1.0, 0.0, 0.5, 2.0]),
+            layers: &[],
+            obs: &obs,
+            var: &var,
+            uns: &[],
+        },
+    )
+    .unwrap();
+    let out5 = dir.join("foreign_pred.h5ad");
+    let e = predict::<Flex>(
+        &run,
+        &out5,
+        &PredictOptions {
+            controls: Some(foreign),
+            ..Default::default()
+        },
+        &device,
+        &mut say,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not in its var"), "{e}");
+    assert!(!out5.exists());
+
     // An unknown gene: a clear error, nothing written.
     let out3 = dir.join("bad.h5ad");
     let e = predict::<Flex>(
