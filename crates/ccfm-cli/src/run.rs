@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use ccfm_train::demo::{run_demo, DemoOptions};
 use ccfm_train::{predict as predict_run, train_new, train_resume, RunConfig, TrainOptions};
 
-use crate::backend::{self, Selected, SelectedAutodiff};
+use crate::backend::{self, SelectedAutodiff};
 
 fn say(line: String) {
     eprintln!("{line}");
@@ -68,8 +68,8 @@ pub fn predict(
 ) -> Result<(), String> {
     let device = backend::device(device)?;
     let mut say = say;
-    let s =
-        predict_run::<Selected>(run, out, &opts, &device, &mut say).map_err(|e| e.to_string())?;
+    let s = predict_run::<SelectedAutodiff>(run, out, &opts, &device, &mut say)
+        .map_err(|e| e.to_string())?;
     println!(
         "predicted {} conditions x {} cells over {} genes in {:.1} s",
         s.conditions.len(),

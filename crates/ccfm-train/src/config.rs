@@ -246,6 +246,8 @@ pub struct SampleSection {
     pub n_genes: usize,
     /// Generate with the EMA weights when the run kept them.
     pub use_ema: bool,
+    /// Keep dropout active while generating (scDFM did; architecture decision 3 turns it off).
+    pub inference_dropout: bool,
     pub seed: u64,
 }
 
@@ -259,6 +261,7 @@ impl Default for SampleSection {
             batch_size: 48,
             n_genes: 1000,
             use_ema: true,
+            inference_dropout: false,
             seed: 0,
         }
     }

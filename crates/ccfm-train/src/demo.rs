@@ -200,7 +200,7 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
         run.display()
     ));
     let pred = pred_dir.join(format!("{name}.h5ad"));
-    let p = predict::<B::InnerBackend>(
+    let p = predict::<B>(
         &run,
         &pred,
         &PredictOptions::default(),

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::backend::Backend;
+use burn::module::Module;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use ccfm_data::anndata::AnnData;
 use ccfm_data::preprocess::{check_values, detect_scale, log1p, normalize_total};
 use ccfm_data::{
@@ -22,6 +23,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{load_module, RunDir};
+use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
 use crate::generate::{gather, generate_condition, prediction_genes};
@@ -163,26 +165,47 @@ pub fn load_model<B: Backend>(
     Ok((model, dir, ema))
 }
 
-/// Predict with the run in `run_path`, writing `out` (and its `_real` companion).
-pub fn predict<B: Backend>(
+/// Predict with the run in `run_path`, writing `out` (and its `_real` companion). Generation
+/// runs on the inner backend (dropout off, architecture decision 3) unless the run's config
+/// sets `sample.inference_dropout`, which generates on `B` itself with dropout active, as the
+/// reference scDFM did.
+pub fn predict<B: AutodiffBackend>(
     run_path: &Path,
     out: &Path,
     opts: &PredictOptions,
     device: &B::Device,
     say: &mut dyn FnMut(String),
 ) -> Result<PredictSummary, TrainError> {
-    let started = Instant::now();
     let run = RunDir::open(run_path)?;
     let config = run.config()?;
+    if config.sample.inference_dropout {
+        predict_on::<B>(&run, config, out, opts, device, say)
+    } else {
+        predict_on::<B::InnerBackend>(&run, config, out, opts, device, say)
+    }
+}
+
+fn predict_on<B: Backend>(
+    run: &RunDir,
+    config: RunConfig,
+    out: &Path,
+    opts: &PredictOptions,
+    device: &B::Device,
+    say: &mut dyn FnMut(String),
+) -> Result<PredictSummary, TrainError> {
+    let started = Instant::now();
+    let run_path = run.path.as_path();
     let exp = Experiment::new(&config, &cache_dir(), say)?;
     let s = &config.sample;
     let (model, checkpoint, ema) = load_model::<B>(
         &exp,
-        &run,
+        run,
         opts.checkpoint.as_deref().unwrap_or("latest"),
         opts.use_ema.unwrap_or(s.use_ema),
         device,
     )?;
+    // No gradient is needed: on an autodiff backend this keeps only dropout active.
+    let model = model.no_grad();
     let conditions: Vec<Condition> = match &opts.conditions {
         Some(names) => exp.parse_conditions(names)?,
         None => exp.split.test.iter().map(|n| Condition::parse(n)).collect(),

@@ -184,7 +184,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     let run = dir.join("run");
     train(cfg, &run, None).unwrap();
     let out = dir.join("pred.h5ad");
-    let s = predict::<Flex>(&run, &out, &PredictOptions::default(), &device, &mut say).unwrap();
+    let s = predict::<B>(&run, &out, &PredictOptions::default(), &device, &mut say).unwrap();
     assert!(!s.conditions.is_empty());
     let real = s.real.clone().unwrap();
     let ad = ccfm_data::AnnData::open(&out).unwrap();
@@ -219,7 +219,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     let novel = format!("{}+{}", singles[1], singles[0]);
     assert!(table.data.table.condition_index(&novel).is_none());
     let out2 = dir.join("novel.h5ad");
-    let s2 = predict::<Flex>(
+    let s2 = predict::<B>(
         &run,
         &out2,
         &PredictOptions {
@@ -236,7 +236,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
 
     // The user's own control cells: here the data file itself, read as a control pool.
     let out4 = dir.join("own_controls.h5ad");
-    let s4 = predict::<Flex>(
+    let s4 = predict::<B>(
         &run,
         &out4,
         &PredictOptions {
@@ -274,7 +274,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     )
     .unwrap();
     let out5 = dir.join("foreign_pred.h5ad");
-    let e = predict::<Flex>(
+    let e = predict::<B>(
         &run,
         &out5,
         &PredictOptions {
@@ -288,9 +288,39 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     assert!(e.to_string().contains("not in its var"), "{e}");
     assert!(!out5.exists());
 
+    // Generation is reproducible for a seed; with inference_dropout the (dropout 0.1) model
+    // generates other cells.
+    let x_of = |p: &Path| {
+        let ad = ccfm_data::AnnData::open(p).unwrap();
+        let rows: Vec<usize> = (0..ad.n_obs()).collect();
+        ad.read_rows_sparse("X", &rows).unwrap().data
+    };
+    let again = dir.join("again.h5ad");
+    predict::<B>(&run, &again, &PredictOptions::default(), &device, &mut say).unwrap();
+    assert_eq!(x_of(&out), x_of(&again));
+    let cfg_path = run.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    assert!(text.contains("inference_dropout = false"));
+    std::fs::write(
+        &cfg_path,
+        text.replace("inference_dropout = false", "inference_dropout = true"),
+    )
+    .unwrap();
+    let dropped = dir.join("dropout.h5ad");
+    predict::<B>(
+        &run,
+        &dropped,
+        &PredictOptions::default(),
+        &device,
+        &mut say,
+    )
+    .unwrap();
+    assert_ne!(x_of(&out), x_of(&dropped));
+    std::fs::write(&cfg_path, text).unwrap();
+
     // An unknown gene: a clear error, nothing written.
     let out3 = dir.join("bad.h5ad");
-    let e = predict::<Flex>(
+    let e = predict::<B>(
         &run,
         &out3,
         &PredictOptions {
@@ -305,8 +335,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     assert!(e.to_string().contains("NOTAGENE"), "{e}");
     assert!(!out3.exists());
     // Not a run directory.
-    let e =
-        predict::<Flex>(&dir, &out3, &PredictOptions::default(), &device, &mut say).unwrap_err();
+    let e = predict::<B>(&dir, &out3, &PredictOptions::default(), &device, &mut say).unwrap_err();
     assert!(matches!(e, TrainError::Run { .. }), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -324,7 +353,7 @@ fn a_checkpoint_from_another_config_is_refused() {
     let path = run.join("config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("d_model = 16", "d_model = 24")).unwrap();
-    let e = predict::<Flex>(
+    let e = predict::<B>(
         &run,
         &dir.join("p.h5ad"),
         &PredictOptions::default(),
