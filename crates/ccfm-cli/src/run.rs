@@ -35,8 +35,16 @@ pub fn train(
         _ => return Err("give --config and --out, or --resume RUN".into()),
     }
     .map_err(|e| e.to_string())?;
+    if summary.steps < summary.total_steps {
+        println!(
+            "stopped at step {} of {}; continue with: ccfm train --resume {}",
+            summary.steps,
+            summary.total_steps,
+            summary.run.display()
+        );
+    }
     println!(
-        "trained {} steps{} in {:.1} s ({:.2} steps/s); last loss {:.5}",
+        "trained to step {}{} in {:.1} s ({:.2} steps/s); last loss {:.5}",
         summary.steps,
         summary
             .resumed_from

@@ -366,13 +366,27 @@ fn check_keys(tree: &toml::Table, source: &str) -> Result<(), TrainError> {
                 detail: format!("`{section}` must be a section ([{section}]), not a value"),
             });
         };
-        for key in given.keys() {
-            if !known.contains_key(key) {
+        for (key, v) in given {
+            let Some(default) = known.get(key) else {
                 let hint = closest(key, known.keys().map(String::as_str)).unwrap_or_default();
                 return Err(TrainError::Config {
                     source_name: source.to_string(),
                     key: format!("{section}.{key}"),
                     detail: format!("unknown key; did you mean `{section}.{hint}`?"),
+                });
+            };
+            if v.type_str() != default.type_str() {
+                let expected = match default {
+                    Value::Integer(_) => "a whole number",
+                    Value::Float(_) => "a number",
+                    Value::Boolean(_) => "true or false",
+                    Value::String(_) => "a quoted string",
+                    _ => default.type_str(),
+                };
+                return Err(TrainError::Config {
+                    source_name: source.to_string(),
+                    key: format!("{section}.{key}"),
+                    detail: format!("{v} is {}, expected {expected}", v.type_str()),
                 });
             }
         }
@@ -764,6 +778,28 @@ mod tests {
         assert!(e.contains("train.steps"), "{e}");
         assert!(RunConfig::parse(MINIMAL, "t", &["steps=7".into()]).is_err());
         assert!(RunConfig::parse(MINIMAL, "t", &["train.steps".into()]).is_err());
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = RunConfig::parse(&format!("{MINIMAL}[train]\nsteps = \"many\"\n"), "t", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("train.steps") && e.contains("whole number"),
+            "{e}"
+        );
+        let e = RunConfig::parse(MINIMAL, "t", &["train.lr=abc".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("train.lr") && e.contains("expected a number"),
+            "{e}"
+        );
+        let e = RunConfig::parse(MINIMAL, "t", &["latent.enabled=yes".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("latent.enabled"), "{e}");
     }
 
     #[test]

@@ -37,7 +37,10 @@ use crate::schedule::LrSchedule;
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
     pub run: PathBuf,
+    /// Completed steps (less than the configured steps when stopped early).
     pub steps: usize,
+    /// The configured steps.
+    pub total_steps: usize,
     pub resumed_from: Option<usize>,
     pub last_loss: f64,
     pub seconds: f64,
@@ -355,6 +358,7 @@ fn run<B: AutodiffBackend>(
     let mut progress = Progress::new(&config.output.progress);
     let loop_start = Instant::now();
     let mut last_loss = f64::NAN;
+    let mut completed = start;
     let mut validation = None;
     let o = &config.output;
     for step in start..t.steps {
@@ -393,6 +397,7 @@ fn run<B: AutodiffBackend>(
             });
         }
         last_loss = loss;
+        completed = done;
         let lr = schedule.at(step);
         let grads = GradientsParams::from_grads(parts.total.backward(), &model);
         model = optim.step(lr, model, grads);
@@ -504,11 +509,12 @@ fn run<B: AutodiffBackend>(
     let checkpoint = run_dir.latest()?.unwrap_or_else(|| out.join("checkpoints"));
     Ok(TrainSummary {
         run: out.to_path_buf(),
-        steps: t.steps,
+        steps: completed.max(start),
+        total_steps: t.steps,
         resumed_from: resume.then_some(start),
         last_loss,
         seconds,
-        steps_per_second: (t.steps - start) as f64 / trained.max(1e-9),
+        steps_per_second: (completed - start) as f64 / trained.max(1e-9),
         validation,
         checkpoint,
     })
