@@ -113,6 +113,16 @@ impl PreparedData {
         &self.x[i * g..(i + 1) * g]
     }
 
+    /// Row-major `(cells, genes)` values of the kept cells `cells` over the columns `genes`.
+    pub fn gather(&self, cells: &[usize], genes: &[usize]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(cells.len() * genes.len());
+        for &c in cells {
+            let row = self.row(c);
+            out.extend(genes.iter().map(|&g| row[g]));
+        }
+        out
+    }
+
     /// The scDFM vocabulary: the specials, the selected genes, and for gene perturbations the
     /// unmeasured perturbed genes (when allowed), all in byte order.
     pub fn vocabulary(&self) -> GeneVocab {

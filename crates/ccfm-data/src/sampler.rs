@@ -141,17 +141,9 @@ impl TrainSampler {
     /// The next batch with its values.
     pub fn next_batch(&mut self, data: &PreparedData) -> TrainBatch {
         let (condition, genes, target_cells, control_cells) = self.next_indices();
-        let gather = |cells: &[usize]| -> Vec<f32> {
-            let mut out = Vec::with_capacity(cells.len() * genes.len());
-            for &c in cells {
-                let row = data.row(c);
-                out.extend(genes.iter().map(|&g| row[g]));
-            }
-            out
-        };
         TrainBatch {
-            target: gather(&target_cells),
-            control: gather(&control_cells),
+            target: data.gather(&target_cells, &genes),
+            control: data.gather(&control_cells, &genes),
             condition,
             genes,
             target_cells,
@@ -166,6 +158,19 @@ pub struct TestCase {
     pub condition: usize,
     pub real_cells: Vec<usize>,
     pub control_cells: Vec<usize>,
+}
+
+/// `n` items of `pool`: the pool shuffled and its first `n` taken, reshuffled and appended
+/// while `n` exceeds it (scDFM's `randperm` of the control cells).
+pub fn draw_from_pool<T: Clone>(pool: &[T], n: usize, rng: &mut ChaCha8Rng) -> Vec<T> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n && !pool.is_empty() {
+        let mut perm = pool.to_vec();
+        perm.shuffle(rng);
+        let need = n - out.len();
+        out.extend(perm.into_iter().take(need));
+    }
+    out
 }
 
 /// Test cases for `names` (condition names), `n_controls` control cells each.
@@ -186,13 +191,7 @@ pub fn test_cases(
     Ok(conds
         .into_iter()
         .map(|condition| {
-            let mut control_cells = Vec::with_capacity(n_controls);
-            while control_cells.len() < n_controls {
-                let mut perm = pool.clone();
-                perm.shuffle(&mut rng);
-                let need = n_controls - control_cells.len();
-                control_cells.extend(perm.into_iter().take(need));
-            }
+            let control_cells = draw_from_pool(pool, n_controls, &mut rng);
             TestCase {
                 condition,
                 real_cells: cells[condition].clone(),

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use ccfm_data::synth::generate;
-use ccfm_data::{write_h5ad, AnnDataOut, Column, DataFrame, MatrixOut, Preset, Size, SynthConfig};
+use ccfm_data::{write_h5ad, AnnDataOut, DataFrame, MatrixOut, Preset, Size, SynthConfig};
 use ccfm_eval::{evaluate, EvaluateOptions, Evaluation, Profile};
 use serde_json::json;
 
@@ -20,8 +20,8 @@ use crate::checkpoint::RunDir;
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
-use crate::generate::{gather, prediction_genes};
-use crate::predict::{predict, PredictOptions, PredictSummary};
+use crate::generate::prediction_genes;
+use crate::predict::{frame, predict, PredictOptions, PredictSummary};
 use crate::train::{cache_dir, train_new, TrainOptions, TrainSummary};
 
 /// The demo's configuration (configs/demo.toml).
@@ -91,11 +91,8 @@ fn write_training_cells(exp: &Experiment, genes: &[usize], path: &Path) -> Resul
             labels.extend(std::iter::repeat_n(name, by[ci].len()));
         }
     }
-    let x = gather(exp, &cells, genes);
-    let obs = DataFrame {
-        index: (0..labels.len()).map(|i| format!("train_{i}")).collect(),
-        columns: vec![("perturbation".into(), Column::Strings(labels))],
-    };
+    let x = exp.data.gather(&cells, genes);
+    let obs = frame(labels, "train_");
     let var = DataFrame {
         index: genes.iter().map(|&g| exp.data.genes[g].clone()).collect(),
         columns: Vec::new(),

@@ -66,16 +66,6 @@ pub fn generate_condition<B: Backend>(
     Ok(out)
 }
 
-/// Gather `(cells, genes)` values from the prepared matrix.
-pub fn gather(exp: &Experiment, cells: &[usize], genes: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(cells.len() * genes.len());
-    for &c in cells {
-        let row = exp.data.row(c);
-        out.extend(genes.iter().map(|&g| row[g]));
-    }
-    out
-}
-
 /// Mean cell-eval metrics of a validation pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationMetrics {
@@ -114,13 +104,13 @@ pub fn validate<B: Backend>(
     // One shared control set for both sides (the first case's control draw).
     let controls = &cases[0].control_cells;
     for side in [&mut real, &mut pred] {
-        side.x.extend(gather(exp, controls, genes));
+        side.x.extend(exp.data.gather(controls, genes));
         side.labels
             .extend(std::iter::repeat_n("control".to_string(), controls.len()));
     }
     for case in &cases {
         let name = exp.data.table.conditions[case.condition].name();
-        let control = gather(exp, &case.control_cells, genes);
+        let control = exp.data.gather(&case.control_cells, genes);
         let cond = exp.data.table.conditions[case.condition].clone();
         let x = generate_condition(
             exp,
@@ -136,7 +126,7 @@ pub fn validate<B: Backend>(
         pred.x.extend(x);
         pred.labels
             .extend(std::iter::repeat_n(name.clone(), case.control_cells.len()));
-        real.x.extend(gather(exp, &case.real_cells, genes));
+        real.x.extend(exp.data.gather(&case.real_cells, genes));
         real.labels
             .extend(std::iter::repeat_n(name, case.real_cells.len()));
     }

@@ -12,13 +12,13 @@ use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use ccfm_data::anndata::AnnData;
 use ccfm_data::preprocess::{check_values, detect_scale, log1p, normalize_total};
+use ccfm_data::sampler::draw_from_pool;
 use ccfm_data::{
     write_h5ad, AnnDataOut, Column, Condition, DataFrame, MatrixOut, TargetSum, UnsValue,
     ValueScale,
 };
 use ccfm_layers::CoexpressionMask;
 use ccfm_model::{CascadedDenoiser, CascadedFlowModel};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -26,7 +26,7 @@ use crate::checkpoint::{load_module, RunDir};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
-use crate::generate::{gather, generate_condition, prediction_genes};
+use crate::generate::{generate_condition, prediction_genes};
 use crate::train::cache_dir;
 
 /// What to predict.
@@ -126,7 +126,8 @@ fn read_controls(path: &Path, genes: &[String]) -> Result<Vec<f32>, TrainError> 
     Ok(out)
 }
 
-fn frame(labels: Vec<String>, prefix: &str) -> DataFrame {
+/// An obs table: `prefix0, prefix1, ...` with the labels in `obs['perturbation']`.
+pub(crate) fn frame(labels: Vec<String>, prefix: &str) -> DataFrame {
     DataFrame {
         index: (0..labels.len()).map(|i| format!("{prefix}{i}")).collect(),
         columns: vec![("perturbation".into(), Column::Strings(labels))],
@@ -145,15 +146,7 @@ pub fn load_model<B: Backend>(
     let state = RunDir::read_state(&dir)?;
     let cfg = exp.model_config();
     let expected = serde_json::to_value(&cfg).expect("config serialises");
-    if state.model_config != expected {
-        return Err(TrainError::Incompatible {
-            path: dir,
-            detail: format!(
-                "the weights are of a model {} but the run's config.toml and data give {}",
-                state.model_config, expected
-            ),
-        });
-    }
+    state.check_model(&expected, &dir)?;
     let ema = use_ema && state.has_ema;
     let file = if ema { "ema.bin" } else { "model.bin" };
     let model = load_module(
@@ -241,23 +234,15 @@ fn predict_on<B: Backend>(
             let cells =
                 &exp.data.table.cells_by_condition()[ccfm_data::PerturbationTable::CONTROL_INDEX];
             (
-                gather(&exp, cells, &genes),
+                exp.data.gather(cells, &genes),
                 "the data's control cells".into(),
             )
         }
     };
     let pool_n = pool.len() / t;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut draw = |k: usize| -> Vec<usize> {
-        let mut out = Vec::with_capacity(k);
-        while out.len() < k {
-            let mut perm: Vec<usize> = (0..pool_n).collect();
-            perm.shuffle(&mut rng);
-            let need = k - out.len();
-            out.extend(perm.into_iter().take(need));
-        }
-        out
-    };
+    let all: Vec<usize> = (0..pool_n).collect();
+    let mut draw = |k: usize| draw_from_pool(&all, k, &mut rng);
     let rows = |idx: &[usize]| -> Vec<f32> {
         let mut v = Vec::with_capacity(idx.len() * t);
         for &i in idx {
@@ -296,7 +281,7 @@ fn predict_on<B: Backend>(
         pred_labels.extend(std::iter::repeat_n(name.clone(), n));
         if let Some(ci) = exp.data.table.condition_index(&name) {
             let cells = &by_condition[ci];
-            real_x.extend(gather(&exp, cells, &genes));
+            real_x.extend(exp.data.gather(cells, &genes));
             real_labels.extend(std::iter::repeat_n(name.clone(), cells.len()));
             with_real += 1;
         }
