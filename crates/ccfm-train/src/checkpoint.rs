@@ -55,6 +55,23 @@ pub struct CheckpointState {
     pub last_loss: f64,
 }
 
+impl CheckpointState {
+    /// Refuse the checkpoint in `dir` unless its weights belong to the model `expected` (the
+    /// serialised model settings that the run's configuration and data give).
+    pub fn check_model(&self, expected: &serde_json::Value, dir: &Path) -> Result<(), TrainError> {
+        if &self.model_config == expected {
+            return Ok(());
+        }
+        Err(TrainError::Incompatible {
+            path: dir.to_path_buf(),
+            detail: format!(
+                "its weights are of a model {} but the run's {CONFIG_FILE} and data give {}",
+                self.model_config, expected
+            ),
+        })
+    }
+}
+
 /// The record of a module as bytes.
 pub fn module_bytes<B: Backend, M: Module<B>>(module: M) -> Vec<u8> {
     let rec = BinBytesRecorder::<FullPrecisionSettings>::default();

@@ -405,6 +405,7 @@ fn parse_value(text: &str) -> Value {
 
 /// Apply `section.key=value` overrides to a parsed tree.
 pub fn apply_overrides(tree: &mut toml::Table, overrides: &[String]) -> Result<(), TrainError> {
+    let defaults = default_tree();
     for o in overrides {
         let bad = |detail: String| TrainError::Config {
             source_name: "--set".into(),
@@ -426,15 +427,9 @@ pub fn apply_overrides(tree: &mut toml::Table, overrides: &[String]) -> Result<(
         };
         let mut v = parse_value(value.trim());
         // A string field given something that parsed as another type stays a string.
-        let expected = default_tree()
-            .get(section)
-            .and_then(|s| s.get(field))
-            .cloned();
-        if let (Some(Value::String(_)), false) = (&expected, v.is_str()) {
+        let expected = defaults.get(section).and_then(|s| s.get(field));
+        if let (Some(Value::String(_)), false) = (expected, v.is_str()) {
             v = Value::String(value.trim().to_string());
-        }
-        if let (Some(Value::Float(_)), Value::Integer(i)) = (&expected, &v) {
-            v = Value::Float(*i as f64);
         }
         t.insert(field.to_string(), v);
     }
@@ -452,7 +447,9 @@ impl RunConfig {
                     key: "(file)".into(),
                     detail: format!("not valid TOML: {}", e.message()),
                 })?;
-        // Integers given for float fields are accepted (lr = 1 means 1.0).
+        apply_overrides(&mut tree, overrides)?;
+        // Integers given for float fields are accepted (lr = 1 means 1.0), in the file and in
+        // overrides alike.
         let defaults = default_tree();
         for (section, v) in tree.iter_mut() {
             if let (Value::Table(t), Some(Value::Table(d))) = (v, defaults.get(section)) {
@@ -463,7 +460,6 @@ impl RunConfig {
                 }
             }
         }
-        apply_overrides(&mut tree, overrides)?;
         check_keys(&tree, source)?;
         let cfg: RunConfig = Value::Table(tree)
             .try_into()

@@ -181,14 +181,17 @@ impl Experiment {
         vocab: &GeneVocab,
         cache_dir: &Path,
     ) -> Result<Vec<bool>, TrainError> {
-        let mut train_conditions: Vec<usize> = split
+        let mut trains = vec![false; data.table.conditions.len()];
+        trains[ccfm_data::PerturbationTable::CONTROL_INDEX] = true;
+        for i in split
             .train
             .iter()
             .filter_map(|n| data.table.condition_index(n))
-            .collect();
-        train_conditions.push(ccfm_data::PerturbationTable::CONTROL_INDEX);
+        {
+            trains[i] = true;
+        }
         let rows: Vec<usize> = (0..data.table.n_cells())
-            .filter(|&c| train_conditions.contains(&data.table.cell_condition[c]))
+            .filter(|&c| trains[data.table.cell_condition[c]])
             .collect();
         let mut x = Vec::with_capacity(rows.len() * data.n_genes());
         for &r in &rows {

@@ -246,15 +246,7 @@ fn run<B: AutodiffBackend>(
     if resume {
         if let Some(dir) = run_dir.latest()? {
             let state = RunDir::read_state(&dir)?;
-            if state.model_config != model_json {
-                return Err(TrainError::Incompatible {
-                    path: dir,
-                    detail: format!(
-                        "it holds a model {} but {} describes {}",
-                        state.model_config, CONFIG_FILE, model_json
-                    ),
-                });
-            }
+            state.check_model(&model_json, &dir)?;
             model = load_module(model, RunDir::read_file(&dir, "model.bin")?, device, &dir)?;
             optim = optim
                 .load_bytes(RunDir::read_file(&dir, "optimizer.bin")?, device)
