@@ -2,6 +2,7 @@
 //! dataframes and the expression matrix (`X` or a layer), selecting cells and genes straight
 //! from sparse storage.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hdf5::types::{VarLenAscii, VarLenUnicode};
@@ -396,6 +397,38 @@ impl AnnData {
             return None;
         }
         ds.read_scalar::<f64>().ok()
+    }
+
+    /// The strings stored at `path` (e.g. `"uns/gi_type"`), if it is a string dataset.
+    pub fn strings(&self, path: &str) -> Option<Vec<String>> {
+        let ds = self.file.dataset(path).ok()?;
+        read_strings(&ds).ok()
+    }
+
+    /// The interaction type of each double (`A+B` -> `synergy`, ...) when the file records them
+    /// as parallel `uns/gi_doubles` and `uns/gi_type` string arrays (the synthetic presets do);
+    /// empty otherwise. Keys are condition names as [`crate::Condition::name`] writes them.
+    pub fn interaction_types(&self) -> Result<BTreeMap<String, String>, DataError> {
+        let (Some(doubles), Some(types)) =
+            (self.strings("uns/gi_doubles"), self.strings("uns/gi_type"))
+        else {
+            return Ok(BTreeMap::new());
+        };
+        if doubles.len() != types.len() {
+            return Err(self.malformed(
+                "uns/gi_type",
+                format!(
+                    "{} types for {} doubles in uns/gi_doubles; the two arrays must be parallel",
+                    types.len(),
+                    doubles.len()
+                ),
+            ));
+        }
+        Ok(doubles
+            .iter()
+            .map(|d| crate::Condition::parse(d).name())
+            .zip(types)
+            .collect())
     }
 
     /// The rows `rows` of `element` in CSR form whatever its storage (dense and CSC blocks are
