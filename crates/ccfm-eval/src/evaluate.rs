@@ -78,6 +78,17 @@ fn read_loss(path: &Path) -> Result<Vec<LossPoint>, EvalError> {
 
 /// Run the evaluation of `pred` against `real`.
 pub fn evaluate(real: &Path, pred: &Path, opts: &EvaluateOptions) -> Result<Evaluation, EvalError> {
+    evaluate_with_progress(real, pred, opts, &mut |_, _| {})
+}
+
+/// [`evaluate`], reporting `progress(done, total)` as the metric tables (the model's, then one
+/// per baseline) are computed: `(0, total)` once the files are read, `(total, total)` at the end.
+pub fn evaluate_with_progress(
+    real: &Path,
+    pred: &Path,
+    opts: &EvaluateOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Evaluation, EvalError> {
     let start = Instant::now();
     let r = load_cells(real, &opts.pert_col)?;
     let p = load_cells(pred, &opts.pert_col)?;
@@ -89,8 +100,7 @@ pub fn evaluate(real: &Path, pred: &Path, opts: &EvaluateOptions) -> Result<Eval
         p.cells,
         &opts.control,
     )?;
-    let model = compute(&pair, opts.profile);
-    let (mut baselines, mut groups) = (Vec::new(), BTreeMap::new());
+    let (mut pairs, mut groups) = (Vec::new(), BTreeMap::new());
     if let Some(train_path) = &opts.train {
         let t = load_cells(train_path, &opts.pert_col)?;
         if t.genes != pair.genes {
@@ -103,9 +113,16 @@ pub fn evaluate(real: &Path, pred: &Path, opts: &EvaluateOptions) -> Result<Eval
             });
         }
         groups = seen_groups(&pair.perts, &t.cells.labels);
-        for (name, bp) in baseline_pairs(&pair, &t.cells, opts.seed)? {
-            baselines.push((name, compute(&bp, opts.profile)));
-        }
+        pairs = baseline_pairs(&pair, &t.cells, opts.seed)?;
+    }
+    let total = 1 + pairs.len();
+    progress(0, total);
+    let model = compute(&pair, opts.profile);
+    progress(1, total);
+    let mut baselines = Vec::with_capacity(pairs.len());
+    for (name, bp) in pairs {
+        baselines.push((name, compute(&bp, opts.profile)));
+        progress(1 + baselines.len(), total);
     }
     let g = pair.n_genes();
     let rc = pseudobulk(&pair.real.x, g, &pair.real_groups.control);
@@ -149,27 +166,17 @@ impl Evaluation {
     /// Mean of `metric` per method (model first, then the baselines) over the perturbations in
     /// `group` (all when `None`); a method without such perturbations gets `None`.
     pub fn summary(&self, metric: &str, group: Option<&str>) -> Vec<(String, Option<f64>)> {
-        let methods = std::iter::once(("model".to_string(), &self.model))
-            .chain(self.baselines.iter().map(|(n, t)| (n.clone(), t)));
-        methods
-            .map(|(name, t)| {
-                let v: Vec<f64> = match t.column(metric) {
-                    None => Vec::new(),
-                    Some(col) => t
-                        .perts
-                        .iter()
-                        .zip(col)
-                        .filter(|(p, _)| {
-                            group.is_none_or(|g| self.groups.get(*p).map(String::as_str) == Some(g))
-                        })
-                        .filter_map(|(_, v)| *v)
-                        .filter(|v| !v.is_nan())
-                        .collect(),
-                };
-                let mean = (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-                (name, mean)
-            })
+        let keep =
+            |p: &str| group.is_none_or(|g| self.groups.get(p).map(String::as_str) == Some(g));
+        self.methods()
+            .map(|(name, t)| (name, t.mean_where(metric, &keep)))
             .collect()
+    }
+
+    /// The model's table (named `model`), then the baselines', in order.
+    pub fn methods(&self) -> impl Iterator<Item = (String, &MetricTable)> {
+        std::iter::once(("model".to_string(), &self.model))
+            .chain(self.baselines.iter().map(|(n, t)| (n.clone(), t)))
     }
 
     /// Write `results.csv`, `agg_results.csv` (the model, cell-eval's layout), one

@@ -8,9 +8,11 @@
 //! - [`baselines`]: control, mean, additive and noise-ceiling predictions from training data.
 //! - [`load`] reads a side from `.h5ad`; [`evaluate`] runs it all; [`output`] and [`report`]
 //!   write `results.csv`, `agg_results.csv` (cell-eval's layout), `summary.csv`, `report.html`.
+//! - [`compare`]: one page with several models and the baselines side by side.
 //! - [`stats`]: the statistics underneath (Mann–Whitney U, Benjamini–Hochberg, ranks, AUCs).
 
 pub mod baselines;
+pub mod compare;
 pub mod evaluate;
 pub mod load;
 pub mod metrics;
@@ -19,6 +21,7 @@ pub mod pair;
 pub mod report;
 pub mod stats;
 
-pub use evaluate::{evaluate, EvaluateOptions, Evaluation};
+pub use compare::{ComparedModel, Comparison, Subset};
+pub use evaluate::{evaluate, evaluate_with_progress, EvaluateOptions, Evaluation};
 pub use metrics::{compute, differential_expression, DeResult, MetricTable, Profile};
 pub use pair::{CellSet, EvalError, EvalPair};

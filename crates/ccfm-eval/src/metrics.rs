@@ -52,6 +52,20 @@ impl MetricTable {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
+    /// The mean of a column over the perturbations that `keep` accepts, skipping missing and
+    /// NaN values; `None` when no value is left (or the column does not exist).
+    pub fn mean_where(&self, name: &str, keep: &dyn Fn(&str) -> bool) -> Option<f64> {
+        let v: Vec<f64> = self
+            .perts
+            .iter()
+            .zip(self.column(name)?)
+            .filter(|(p, _)| keep(p))
+            .filter_map(|(_, v)| *v)
+            .filter(|v| !v.is_nan())
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
     fn push(&mut self, name: &str, values: Vec<f64>) {
         self.columns
             .push((name.to_string(), values.into_iter().map(Some).collect()));

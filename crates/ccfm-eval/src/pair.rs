@@ -39,6 +39,8 @@ pub enum EvalError {
     },
     #[error("{path}: X is not log1p-normalised (non-integer values up to {max}, cell-eval's limit is 15); pass log1p(normalize_total) values or raw integer counts")]
     NotLog { path: std::path::PathBuf, max: f64 },
+    #[error("cannot compare the models: {0}")]
+    Comparison(String),
     #[error("{path}: {detail}")]
     Io {
         path: std::path::PathBuf,

@@ -21,7 +21,7 @@ pub struct ReportInput<'a> {
 }
 
 /// Metrics shown as bars, with whether higher is better.
-const KEY_METRICS: [(&str, bool); 9] = [
+pub(crate) const KEY_METRICS: [(&str, bool); 9] = [
     ("pearson_delta", true),
     ("mse", false),
     ("mae", false),
@@ -37,14 +37,14 @@ const PALETTE: [&str; 6] = [
     "#1f77b4", "#7f7f7f", "#bcbd22", "#ff7f0e", "#2ca02c", "#9467bd",
 ];
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-fn fmt(v: Option<f64>) -> String {
+pub(crate) fn fmt(v: Option<f64>) -> String {
     match v {
         None => "–".into(),
         Some(x) if x.is_nan() => "NaN".into(),
@@ -53,12 +53,16 @@ fn fmt(v: Option<f64>) -> String {
     }
 }
 
-fn method_color(i: usize) -> &'static str {
+pub(crate) fn method_color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
 /// Horizontal bars of one metric's mean per method.
-fn bar_chart(title: &str, higher_better: bool, values: &[(String, Option<f64>)]) -> String {
+pub(crate) fn bar_chart(
+    title: &str,
+    higher_better: bool,
+    values: &[(String, Option<f64>)],
+) -> String {
     let (w, row, left) = (300.0, 22.0, 80.0);
     let h = 34.0 + row * values.len() as f64;
     let finite: Vec<f64> = values
@@ -117,7 +121,7 @@ fn bar_chart(title: &str, higher_better: bool, values: &[(String, Option<f64>)])
 }
 
 /// Per-perturbation values of one metric, one row of dots per method, the median marked.
-fn strip_chart(title: &str, rows: &[(String, Vec<f64>)]) -> String {
+pub(crate) fn strip_chart(title: &str, rows: &[(String, Vec<f64>)]) -> String {
     let (w, row, left) = (620.0, 30.0, 80.0);
     let h = 44.0 + row * rows.len() as f64;
     let all: Vec<f64> = rows
@@ -178,7 +182,7 @@ fn strip_chart(title: &str, rows: &[(String, Vec<f64>)]) -> String {
 }
 
 /// Predicted vs real effect of every gene for one perturbation.
-fn scatter(title: &str, real: &[f32], pred: &[f32], r: Option<f64>) -> String {
+pub(crate) fn scatter(title: &str, real: &[f32], pred: &[f32], r: Option<f64>) -> String {
     let (w, pad) = (200.0, 24.0);
     let step = (real.len() / 1500).max(1);
     let pts: Vec<(f64, f64)> = real
@@ -225,31 +229,53 @@ fn scatter(title: &str, real: &[f32], pred: &[f32], r: Option<f64>) -> String {
     s
 }
 
-fn loss_chart(points: &[LossPoint]) -> String {
+/// Training loss by step, one line per series (a legend when there are several).
+pub(crate) fn loss_chart(series: &[(String, &[LossPoint])]) -> String {
     let (w, h, pad) = (620.0, 220.0, 40.0);
-    let (x0, x1) = (
-        points.first().map_or(0.0, |p| p.step),
-        points.last().map_or(1.0, |p| p.step),
-    );
-    let lo = points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
-    let hi = points
-        .iter()
+    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let x0 = all().map(|p| p.step).fold(f64::INFINITY, f64::min);
+    let x1 = all().map(|p| p.step).fold(f64::NEG_INFINITY, f64::max);
+    let (x0, x1) = if x0.is_finite() { (x0, x1) } else { (0.0, 1.0) };
+    let lo = all().map(|p| p.loss).fold(f64::INFINITY, f64::min);
+    let hi = all()
         .map(|p| p.loss)
         .fold(f64::NEG_INFINITY, f64::max)
         .max(lo + 1e-12);
     let sx = |v: f64| pad + (v - x0) / (x1 - x0).max(1e-12) * (w - 2.0 * pad);
     let sy = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
-    let path: Vec<String> = points
-        .iter()
-        .map(|p| format!("{:.1},{:.1}", sx(p.step), sy(p.loss)))
-        .collect();
-    format!(
+    let mut s = format!(
         "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\"><title>training loss</title>\
-         <text x=\"4\" y=\"14\" class=\"ct\">training loss by step</text>\
-         <polyline points=\"{}\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\"/>\
-         <text x=\"{pad}\" y=\"{}\" class=\"tick\">step {}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"tick\">step {}</text>\
+         <text x=\"4\" y=\"14\" class=\"ct\">training loss by step</text>"
+    );
+    for (i, (name, points)) in series.iter().enumerate() {
+        let path: Vec<String> = points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", sx(p.step), sy(p.loss)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.5\"/>",
+            path.join(" "),
+            c = method_color(i)
+        );
+        if series.len() > 1 {
+            let y = 14.0 + 14.0 * i as f64;
+            let _ = write!(
+                s,
+                "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{c}\"/><text x=\"{}\" y=\"{}\" class=\"lbl\">{}</text>",
+                w - 150.0,
+                y - 9.0,
+                w - 135.0,
+                y,
+                esc(name),
+                c = method_color(i)
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{pad}\" y=\"{}\" class=\"tick\">step {}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"tick\">step {}</text>\
          <text x=\"2\" y=\"{}\" class=\"tick\">{}</text><text x=\"2\" y=\"{}\" class=\"tick\">{}</text></svg>",
-        path.join(" "),
         h - 8.0,
         x0,
         w - pad,
@@ -259,8 +285,17 @@ fn loss_chart(points: &[LossPoint]) -> String {
         fmt(Some(hi)),
         sy(lo) + 4.0,
         fmt(Some(lo)),
-    )
+    );
+    s
 }
+
+/// The page's style sheet (shared by the evaluation and the comparison reports).
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1300px}\
+table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;font-size:13px}\
+th:first-child,td:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:10px}\
+.chart{border:1px solid #eee;background:#fff}.ct{font-size:12px;font-weight:600}.lbl,.val,.tick{font-size:11px}\
+code{background:#f4f4f4;padding:1px 4px}.best{font-weight:700;background:#e8f4e8}\
+.warn{color:#a00;font-weight:600}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto}";
 
 /// The whole page.
 pub fn render_html(input: &ReportInput<'_>) -> String {
@@ -268,12 +303,7 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>CCFM evaluation</title><style>\
-         body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1300px}}\
-         table{{border-collapse:collapse;margin:8px 0 18px}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right;font-size:13px}}\
-         th:first-child,td:first-child{{text-align:left}}.charts{{display:flex;flex-wrap:wrap;gap:10px}}\
-         .chart{{border:1px solid #eee;background:#fff}}.ct{{font-size:12px;font-weight:600}}.lbl,.val,.tick{{font-size:11px}}\
-         code{{background:#f4f4f4;padding:1px 4px}}</style></head><body>\
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>CCFM evaluation</title><style>{STYLE}</style></head><body>\
          <h1>CCFM evaluation</h1><p>Real: <code>{}</code><br>Predicted: <code>{}</code><br>{} perturbations, {} genes; computed in {:.2} s. \
          Metrics follow cell-eval 0.8.2 (each side against its own control cells); <code>l2</code>, <code>r_squared</code>, \
          <code>e_distance</code> and <code>mmd</code> compare predicted and real cells of each perturbation directly.</p>",
@@ -355,7 +385,7 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
     s.push_str("</div>");
     if !e.loss.is_empty() {
         s.push_str("<h2>Training</h2>");
-        s.push_str(&loss_chart(&e.loss));
+        s.push_str(&loss_chart(&[("model".to_string(), &e.loss)]));
     }
     let _ = writeln!(
         s,

@@ -206,3 +206,102 @@ fn files_that_disagree_are_refused() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_comparison_puts_every_model_and_baseline_on_one_page() {
+    use ccfm_eval::{ComparedModel, Comparison, Subset};
+    let dir = std::env::temp_dir().join(format!("ccfm-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (real, pred, train, split) = setup(&dir);
+    let opts = EvaluateOptions {
+        train: Some(train),
+        ..Default::default()
+    };
+    let near = evaluate(&real, &pred, &opts).unwrap();
+    let exact = evaluate(&real, &real, &opts).unwrap();
+    // A model that predicts the control cells: it does not beat the mean baseline.
+    let mut flat = near.clone();
+    flat.model = near.baselines[0].1.clone();
+    let types = ccfm_data::AnnData::open(dir.join("synth.h5ad"))
+        .unwrap()
+        .interaction_types()
+        .unwrap();
+    assert!(
+        !types.is_empty(),
+        "the synthetic file records interaction types"
+    );
+    assert!(types.keys().all(|k| k.contains('+')), "{types:?}");
+    let model = |name: &str, eval| ComparedModel {
+        name: name.into(),
+        eval,
+        settings: vec![("train.steps".into(), name.len().to_string())],
+        config_text: format!("[train]\nsteps = {}\n", name.len()),
+    };
+    let cmp = Comparison::new(
+        "test comparison",
+        vec![
+            model("near", &near),
+            model("exact", &exact),
+            model("flat", &flat),
+        ],
+        types.clone(),
+    )
+    .unwrap();
+    let methods: Vec<String> = cmp.methods().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        methods,
+        ["near", "exact", "flat", "control", "mean", "additive", "ceiling"]
+    );
+    // The exact copy wins on both sides of the scale; the ceiling is never the winner.
+    assert_eq!(cmp.best("pearson_delta", &Subset::All).unwrap().0, "exact");
+    assert_eq!(cmp.best("mse", &Subset::All).unwrap().0, "exact");
+    let subsets = cmp.subsets();
+    assert_eq!(subsets[0], Subset::All);
+    assert_eq!(cmp.count(&Subset::All), split.test.len());
+    let typed: Vec<&Subset> = subsets
+        .iter()
+        .filter(|s| matches!(s, Subset::Interaction(_)))
+        .collect();
+    let want: std::collections::BTreeSet<&String> =
+        split.test.iter().filter_map(|p| types.get(p)).collect();
+    assert_eq!(typed.len(), want.len(), "{subsets:?}");
+    let in_types: usize = typed.iter().map(|s| cmp.count(s)).sum();
+    assert_eq!(
+        in_types,
+        split.test.iter().filter(|p| types.contains_key(*p)).count()
+    );
+
+    let html = cmp.render_html();
+    for needle in [
+        "<td>near</td>",
+        "<td>exact</td>",
+        "<td>additive</td>",
+        "Which method wins",
+        "class=\"best\"",
+        "Run settings",
+        "flat does not beat the mean baseline",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    assert!(!html.contains("near does not beat") && !html.contains("exact does not beat"));
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+    let json = cmp.summary_json();
+    assert!(
+        json["all"]["exact"]["mse"].as_f64().unwrap() < 1e-9,
+        "{json}"
+    );
+
+    // Models evaluated on other perturbations cannot share a page.
+    let mut fewer = near.clone();
+    fewer.model.perts.pop();
+    let err = Comparison::new(
+        "x",
+        vec![model("near", &near), model("fewer", &fewer)],
+        Default::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("different perturbations"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
