@@ -125,16 +125,42 @@ pub struct Embeddings {
     pub genes_in_vocab: usize,
 }
 
-/// Embed `rows` (`n x gene_symbols.len()`) with `model`, `batch_size` cells at a time.
+/// How [`embed_cells`] tokenises and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// Tie-break of the value binning.
+    pub tie_break: TieBreak,
+    /// Seed of the random tie-break and gene subsampling.
+    pub seed: u64,
+    /// Cells per encoder batch.
+    pub batch_size: usize,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        Self {
+            tie_break: TieBreak::Left,
+            seed: 0,
+            batch_size: 64,
+        }
+    }
+}
+
+/// Embed `rows` (`n x gene_symbols.len()`) with `model`, `opts.batch_size` cells at a time,
+/// reporting `progress(cells done, cells)` after each batch.
 pub fn embed_cells<B: Backend>(
     model: &ScgptModel<B>,
     gene_symbols: &[String],
     rows: &[f32],
-    tie_break: TieBreak,
-    seed: u64,
-    batch_size: usize,
+    opts: &EmbedOptions,
     device: &B::Device,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Embeddings, ScgptError> {
+    let EmbedOptions {
+        tie_break,
+        seed,
+        batch_size,
+    } = *opts;
     let vocab_ids: Vec<Option<usize>> = gene_symbols.iter().map(|s| model.vocab.id(s)).collect();
     let genes_in_vocab = vocab_ids.iter().filter(|v| v.is_some()).count();
     if genes_in_vocab == 0 {
@@ -165,6 +191,7 @@ pub fn embed_cells<B: Backend>(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut cell = Vec::with_capacity(n * d);
     let mut gene_features = vec![0f32; n * g * d];
+    progress(0, n);
     for start in (0..n).step_by(batch_size.max(1)) {
         let end = (start + batch_size.max(1)).min(n);
         let tb = tokenize(
@@ -193,6 +220,7 @@ pub fn embed_cells<B: Backend>(
                 gene_features[dst..dst + d].copy_from_slice(src);
             }
         }
+        progress(end, n);
     }
     Ok(Embeddings {
         d,

@@ -18,7 +18,7 @@ pub mod model;
 pub use binning::{bin_cell, quantile_edges, TieBreak};
 pub use checkpoint::{load_weights, ScgptModel};
 pub use config::{InputEmbStyle, ScgptArgs, ScgptVocab};
-pub use embed::{embed_cells, tokenize, Embeddings, TokenBatch, TokenizeOptions};
+pub use embed::{embed_cells, tokenize, EmbedOptions, Embeddings, TokenBatch, TokenizeOptions};
 pub use error::ScgptError;
 pub use extractor::{ExtractorConfig, FeatureStats, FrozenScgptExtractor};
 pub use model::{ScgptEncoder, ScgptEncoderConfig};

@@ -210,7 +210,21 @@ fn embed_data_end_to_end_is_reproduced() {
         .collect();
     // The cells are tie-free, so both tie-break modes give scgpt's tokens.
     for mode in [TieBreak::Left, TieBreak::Random] {
-        let e = ccfm_scgpt::embed_cells(&model, &genes, &x, mode, 0, 2, &dev).unwrap();
+        let opts = ccfm_scgpt::EmbedOptions {
+            tie_break: mode,
+            seed: 0,
+            batch_size: 2,
+        };
+        let mut ticks = Vec::new();
+        let e = ccfm_scgpt::embed_cells(&model, &genes, &x, &opts, &dev, &mut |done, n| {
+            ticks.push((done, n))
+        })
+        .unwrap();
+        // Progress: a start, then one tick per batch of 2 cells, ending at all cells.
+        let n = ad.n_obs();
+        assert_eq!(ticks.first(), Some(&(0, n)));
+        assert_eq!(ticks.last(), Some(&(n, n)));
+        assert_eq!(ticks.len(), 1 + n.div_ceil(2));
         assert_eq!(e.genes_in_vocab, 18);
         let want = Fixture::load(&dir, "embed");
         ccfm_testkit::assert_close("cell_embedding", &e.cell, want.f32s("cell_embedding"), 1e-5);
