@@ -61,7 +61,7 @@ def check_synth(f):
 def check_predictions(d):
     """`ccfm predict` output: obs['perturbation'] with control rows, dense X of log1p values,
     and the `_real` companion over the same genes (what cell-eval reads)."""
-    preds = sorted(p for p in d.glob("*.h5ad") if not p.stem.endswith("_real") and p.stem != "train_cells")
+    preds = sorted(p for p in d.glob("*.h5ad") if not p.stem.endswith("_real") and not p.stem.endswith("_train_cells"))
     assert preds, f"no predictions in {d}"
     for f in preds:
         a = ad.read_h5ad(f)

@@ -114,7 +114,8 @@ pub fn run(ds: Dataset) {
     );
     let mut say = |s: String| eprintln!("{s}");
     let r = train_predict_evaluate::<SelectedAutodiff>(&cfg, model, &out, 0, &device, &mut say)
-        .unwrap_or_else(|e| fail(e.to_string()));
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .evaluated;
     println!();
     println!(
         "{} test conditions, mean over conditions:",

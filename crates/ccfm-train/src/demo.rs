@@ -5,24 +5,23 @@
 //!    checkpoint cannot ship with the project; its features here carry no biology).
 //! 3. CCFM and the scDFM baseline (latent stream off) trained briefly with `configs/demo.toml`.
 //! 4. Both predict the held-out doubles; both are evaluated with cell-eval's metrics next to
-//!    the control, mean, additive and noise-ceiling baselines; reports are written.
+//!    the control, mean, additive and noise-ceiling baselines; one page compares them all
+//!    (`OUT/report.html`, by seen group and interaction type), each model keeps its own too.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use ccfm_data::synth::generate;
-use ccfm_data::{write_h5ad, AnnDataOut, DataFrame, MatrixOut, Preset, Size, SynthConfig};
-use ccfm_eval::{evaluate, EvaluateOptions, Evaluation, Profile};
+use ccfm_data::{Preset, Size, SynthConfig};
+use ccfm_eval::Evaluation;
 use serde_json::json;
 
-use crate::checkpoint::RunDir;
 use crate::config::RunConfig;
 use crate::error::TrainError;
-use crate::experiment::Experiment;
-use crate::generate::prediction_genes;
-use crate::predict::{frame, predict, PredictOptions, PredictSummary};
-use crate::train::{cache_dir, train_new, TrainOptions, TrainSummary};
+use crate::report::{comparison, predict_evaluate, write_comparison, EvaluatedRun};
+use crate::train::{train_new, TrainOptions, TrainSummary};
+use ccfm_eval::{Comparison, Subset};
 
 /// The demo's configuration (configs/demo.toml).
 pub const DEMO_CONFIG: &str = include_str!("../../../configs/demo.toml");
@@ -47,10 +46,24 @@ pub struct DemoRow {
     pub discrimination_l1: Option<f64>,
 }
 
+/// Mean pearson_delta per method over the test doubles of one interaction type.
+#[derive(Debug, Clone)]
+pub struct InteractionRow {
+    pub interaction: String,
+    pub doubles: usize,
+    /// (method, mean pearson_delta), in the order of [`DemoSummary::rows`].
+    pub pearson_delta: Vec<(String, Option<f64>)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct DemoSummary {
     pub out: PathBuf,
     pub rows: Vec<DemoRow>,
+    /// pearson_delta by interaction type (the synthetic data records the truth).
+    pub by_interaction: Vec<InteractionRow>,
+    /// `OUT/report.html`: both models and the baselines on one page.
+    pub report: PathBuf,
+    /// Each model's own evaluation page.
     pub reports: Vec<PathBuf>,
     pub test_conditions: usize,
     pub seconds: f64,
@@ -76,38 +89,6 @@ fn prepare_out(out: &Path) -> Result<(), TrainError> {
         "Written by `ccfm demo`; the next demo run with this --out replaces it.\n",
     )
     .map_err(|e| TrainError::io(out.join(MARKER), e))
-}
-
-/// Training cells (training conditions and controls) over the prediction genes, for the
-/// evaluation's baselines.
-fn write_training_cells(exp: &Experiment, genes: &[usize], path: &Path) -> Result<(), TrainError> {
-    let by = exp.data.table.cells_by_condition();
-    let mut cells = Vec::new();
-    let mut labels = Vec::new();
-    for (ci, cond) in exp.data.table.conditions.iter().enumerate() {
-        let name = cond.name();
-        if ci == ccfm_data::PerturbationTable::CONTROL_INDEX || exp.split.train.contains(&name) {
-            cells.extend(by[ci].iter().copied());
-            labels.extend(std::iter::repeat_n(name, by[ci].len()));
-        }
-    }
-    let x = exp.data.gather(&cells, genes);
-    let obs = frame(labels, "train_");
-    let var = DataFrame {
-        index: genes.iter().map(|&g| exp.data.genes[g].clone()).collect(),
-        columns: Vec::new(),
-    };
-    write_h5ad(
-        path,
-        &AnnDataOut {
-            x: MatrixOut::Dense(&x),
-            layers: &[],
-            obs: &obs,
-            var: &var,
-            uns: &[],
-        },
-    )?;
-    Ok(())
 }
 
 /// The demo's scGPT settings: a small encoder (2 layers, d 64) in scGPT's args.json keys.
@@ -159,16 +140,12 @@ pub fn write_inputs<B: burn::tensor::backend::Backend>(
 /// What [`train_predict_evaluate`] produced.
 pub struct PipelineResult {
     pub train: TrainSummary,
-    pub predict: PredictSummary,
-    pub evaluation: Evaluation,
-    /// The evaluation's report.html.
-    pub report: PathBuf,
+    /// The predictions, their evaluation and the run's own report.
+    pub evaluated: EvaluatedRun,
 }
 
-/// Train `cfg` into `out/runs/NAME`, predict its test conditions into
-/// `out/predictions/NAME.h5ad` (+ `_real`), and evaluate them with cell-eval's metrics next to
-/// the control, mean, additive and noise-ceiling baselines (training cells written once to
-/// `out/predictions/train_cells.h5ad`) into `out/eval/NAME`.
+/// Train `cfg` into `out/runs/NAME`, then predict its test conditions and evaluate them next
+/// to the baselines ([`predict_evaluate`]: `out/predictions/NAME.h5ad`, `out/eval/NAME`).
 pub fn train_predict_evaluate<B: AutodiffBackend>(
     cfg: &RunConfig,
     name: &str,
@@ -178,7 +155,6 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
     say: &mut dyn FnMut(String),
 ) -> Result<PipelineResult, TrainError> {
     let run = out.join("runs").join(name);
-    let pred_dir = out.join("predictions");
     let mut inner_say = |s: String| say(format!("    {s}"));
     let train = train_new::<B>(
         cfg.clone(),
@@ -196,63 +172,8 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
         train.last_loss,
         run.display()
     ));
-    let pred = pred_dir.join(format!("{name}.h5ad"));
-    let p = predict::<B>(
-        &run,
-        &pred,
-        &PredictOptions::default(),
-        device,
-        &mut |s: String| {
-            if !s.starts_with("  [") && !s.starts_with("data:") && !s.starts_with("split") {
-                say(format!("    {s}"))
-            }
-        },
-    )?;
-    say(format!(
-        "    predicted {} conditions x {} cells in {:.0} s -> {}",
-        p.conditions.len(),
-        p.cells_per_condition,
-        p.seconds,
-        pred.display()
-    ));
-    let real = p.real.clone().ok_or_else(|| {
-        TrainError::Request(format!(
-            "the test conditions of {} have no real cells to evaluate against",
-            cfg.data.path.display()
-        ))
-    })?;
-    let train_cells = pred_dir.join("train_cells.h5ad");
-    if !train_cells.exists() {
-        let exp = Experiment::new(cfg, &cache_dir(), &mut |_| {})?;
-        write_training_cells(
-            &exp,
-            &prediction_genes(&exp, cfg.sample.n_genes),
-            &train_cells,
-        )?;
-    }
-    let evaluation = evaluate(
-        &real,
-        &pred,
-        &EvaluateOptions {
-            profile: Profile::Full,
-            train: Some(train_cells),
-            loss_log: Some(RunDir::new(&run).log()),
-            seed,
-            ..Default::default()
-        },
-    )?;
-    let report = evaluation.write(&out.join("eval").join(name))?;
-    say(format!(
-        "    evaluated in {:.1} s -> {}",
-        evaluation.seconds,
-        report.display()
-    ));
-    Ok(PipelineResult {
-        train,
-        predict: p,
-        evaluation,
-        report,
-    })
+    let evaluated = predict_evaluate::<B>(&run, name, out, seed, device, say)?;
+    Ok(PipelineResult { train, evaluated })
 }
 
 /// Method rows (model first, then the baselines) of an evaluation: mean pearson_delta, mse and
@@ -298,6 +219,27 @@ pub fn format_table(rows: &[DemoRow]) -> String {
     out
 }
 
+/// pearson_delta by interaction type as an aligned text table (header line first).
+pub fn format_interactions(rows: &[InteractionRow]) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let mut out = format!("{:<12} {:>7}", "interaction", "doubles");
+    for (method, _) in &first.pearson_delta {
+        out.push_str(&format!(" {method:>9}"));
+    }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!("{:<12} {:>7}", r.interaction, r.doubles));
+        for (_, v) in &r.pearson_delta {
+            let cell = v.map(|x| format!("{x:.3}")).unwrap_or("-".into());
+            out.push_str(&format!(" {cell:>9}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Run the demo.
 pub fn run_demo<B: AutodiffBackend>(
     opts: &DemoOptions,
@@ -336,9 +278,7 @@ pub fn run_demo<B: AutodiffBackend>(
         format!("latent.scgpt_dir={}", scgpt_dir.display()),
     ];
     common.extend(opts.overrides.iter().cloned());
-    let mut reports = Vec::new();
-    let mut rows = Vec::new();
-    let mut test_conditions = 0;
+    let mut evaluated = Vec::new();
     for (i, (name, latent)) in [("ccfm", true), ("scdfm", false)].into_iter().enumerate() {
         let mut o = common.clone();
         o.push(format!("latent.enabled={latent}"));
@@ -353,24 +293,62 @@ pub fn run_demo<B: AutodiffBackend>(
             },
             cfg.train.steps,
         ));
-        let r = train_predict_evaluate::<B>(&cfg, name, out, opts.seed, device, say)?;
-        test_conditions = r.predict.conditions.len();
-        let eval = r.evaluation;
-        reports.push(r.report);
-        for row in summary_rows(&eval, name) {
-            // Baselines are the same for both models: list them once.
-            if !rows.iter().any(|r: &DemoRow| r.method == row.method) {
+        evaluated
+            .push(train_predict_evaluate::<B>(&cfg, name, out, opts.seed, device, say)?.evaluated);
+    }
+    let cmp = comparison(
+        "CCFM demo: held-out doubles of the synthetic Norman-like data",
+        &evaluated,
+    )?;
+    let (report, _) = write_comparison(&cmp, out)?;
+    let rows = method_rows(&evaluated);
+    Ok(DemoSummary {
+        out: out.clone(),
+        by_interaction: by_interaction(&cmp, &rows),
+        rows,
+        report,
+        reports: evaluated.iter().map(|r| r.report.clone()).collect(),
+        test_conditions: evaluated[0].predict.conditions.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The models' rows, then the baselines' (the first run's: the same for runs that share their
+/// data and test conditions), each method once.
+pub fn method_rows(runs: &[EvaluatedRun]) -> Vec<DemoRow> {
+    let mut rows: Vec<DemoRow> = Vec::new();
+    for r in runs {
+        for row in summary_rows(&r.evaluation, &r.name) {
+            if !rows.iter().any(|x| x.method == row.method) {
                 rows.push(row);
             }
         }
     }
-    // The two models first, then the baselines.
-    rows.sort_by_key(|r| !matches!(r.method.as_str(), "ccfm" | "scdfm"));
-    Ok(DemoSummary {
-        out: out.clone(),
-        rows,
-        reports,
-        test_conditions,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let models: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    rows.sort_by_key(|r| !models.contains(&r.method.as_str()));
+    rows
+}
+
+/// pearson_delta per method and interaction type, methods in the order of `rows`.
+fn by_interaction(cmp: &Comparison<'_>, rows: &[DemoRow]) -> Vec<InteractionRow> {
+    let mut out = Vec::new();
+    for subset in cmp.subsets() {
+        let Subset::Interaction(t) = &subset else {
+            continue;
+        };
+        let means = cmp.summary("pearson_delta", &subset);
+        let pearson_delta = rows
+            .iter()
+            .map(|r| {
+                let v = means.iter().find(|(m, _)| *m == r.method).and_then(|m| m.1);
+                (r.method.clone(), v)
+            })
+            .collect();
+        out.push(InteractionRow {
+            interaction: t.clone(),
+            doubles: cmp.count(&subset),
+            pearson_delta,
+        });
+    }
+    out
 }

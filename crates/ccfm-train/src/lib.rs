@@ -7,6 +7,7 @@
 //! - [`train`]: the loop, with exact resumption.
 //! - [`generate`]: generating cells and validation metrics.
 //! - [`predict`]: predicted and real cells as `.h5ad`.
+//! - [`report`]: runs predicted, evaluated and compared on one page (`ccfm report`).
 //! - [`demo`]: the one-command demonstration on synthetic data.
 //!
 //! Everything is generic over the Burn backend; training needs an autodiff backend.
@@ -20,6 +21,7 @@ pub mod experiment;
 pub mod generate;
 pub mod optim;
 pub mod predict;
+pub mod report;
 pub mod schedule;
 pub mod train;
 
@@ -27,6 +29,7 @@ pub use checkpoint::{CheckpointState, RunDir};
 pub use config::RunConfig;
 pub use error::TrainError;
 pub use experiment::Experiment;
-pub use predict::{predict, PredictOptions, PredictSummary};
+pub use predict::{predict, predict_with_progress, PredictOptions, PredictSummary};
+pub use report::{report_runs, EvaluatedRun, ReportSummary};
 pub use schedule::LrSchedule;
 pub use train::{train_new, train_resume, TrainOptions, TrainSummary};

@@ -169,23 +169,48 @@ pub fn predict<B: AutodiffBackend>(
     device: &B::Device,
     say: &mut dyn FnMut(String),
 ) -> Result<PredictSummary, TrainError> {
-    let run = RunDir::open(run_path)?;
-    let config = run.config()?;
-    if config.sample.inference_dropout {
-        predict_on::<B>(&run, config, out, opts, device, say)
-    } else {
-        predict_on::<B::InnerBackend>(&run, config, out, opts, device, say)
-    }
+    predict_with_progress::<B>(run_path, out, opts, device, say, &mut |_, _| {})
 }
 
-fn predict_on<B: Backend>(
-    run: &RunDir,
-    config: RunConfig,
+/// [`predict`], reporting `progress(conditions done, conditions)` as each condition's cells
+/// are generated (from `(0, n)` once the model is loaded).
+pub fn predict_with_progress<B: AutodiffBackend>(
+    run_path: &Path,
     out: &Path,
     opts: &PredictOptions,
     device: &B::Device,
     say: &mut dyn FnMut(String),
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PredictSummary, TrainError> {
+    let run = RunDir::open(run_path)?;
+    let config = run.config()?;
+    let job = PredictJob {
+        run: &run,
+        out,
+        opts,
+    };
+    if config.sample.inference_dropout {
+        predict_on::<B>(&job, config, device, say, progress)
+    } else {
+        predict_on::<B::InnerBackend>(&job, config, device, say, progress)
+    }
+}
+
+/// What one prediction reads and writes.
+struct PredictJob<'a> {
+    run: &'a RunDir,
+    out: &'a Path,
+    opts: &'a PredictOptions,
+}
+
+fn predict_on<B: Backend>(
+    job: &PredictJob<'_>,
+    config: RunConfig,
+    device: &B::Device,
+    say: &mut dyn FnMut(String),
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PredictSummary, TrainError> {
+    let PredictJob { run, out, opts } = *job;
     let started = Instant::now();
     let run_path = run.path.as_path();
     let exp = Experiment::new(&config, &cache_dir(), say)?;
@@ -262,6 +287,7 @@ fn predict_on<B: Backend>(
     let mut real_labels = pred_labels.clone();
     let mut with_real = 0usize;
     let by_condition = exp.data.table.cells_by_condition();
+    progress(0, conditions.len());
     for (i, cond) in conditions.iter().enumerate() {
         let name = cond.name();
         let controls = rows(&draw(n));
@@ -291,6 +317,7 @@ fn predict_on<B: Backend>(
             conditions.len(),
             c0.elapsed().as_secs_f64()
         ));
+        progress(i + 1, conditions.len());
     }
 
     let var = DataFrame {
