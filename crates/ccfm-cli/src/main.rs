@@ -2,6 +2,7 @@
 //! (see [`backend`]) and calls the library crates.
 
 mod backend;
+mod progress;
 mod run;
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use ccfm_data::{
     UnmeasuredPerturbations,
 };
 use ccfm_flow::{integrate, OdeMethod, TimeGrid};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +35,8 @@ enum Command {
     /// The whole pipeline on built-in synthetic data, no downloads: writes the data and a
     /// random-weight scGPT directory, trains CCFM and the scDFM baseline briefly, predicts the
     /// held-out doubles, evaluates them next to the control/mean/additive baselines and writes
-    /// reports.
+    /// one report that compares them all (OUT/report.html).
+    #[command(after_help = "Example:\n  ccfm demo --out ccfm-demo --seed 1")]
     Demo {
         /// Output directory (replaced if it holds an earlier demo).
         #[arg(long, default_value = "ccfm-demo")]
@@ -48,6 +50,9 @@ enum Command {
     /// Train CCFM (or scDFM with latent.enabled = false) from a TOML config into a run
     /// directory; `--resume RUN` continues a stopped run exactly where its last checkpoint left
     /// off.
+    #[command(
+        after_help = "Example:\n  ccfm train --config configs/demo.toml --out runs/mine --set data.path=norman.h5ad --set latent.enabled=false"
+    )]
     Train {
         /// The configuration (see configs/norman.toml).
         #[arg(long, required_unless_present = "resume")]
@@ -71,6 +76,9 @@ enum Command {
     },
     /// Predict cells with a trained run: an .h5ad of predicted cells (obs['perturbation'],
     /// control cells included) and, when the conditions have real cells, PRED_real.h5ad.
+    #[command(
+        after_help = "Example:\n  ccfm predict --run runs/mine --out pred.h5ad --cells-per-condition 100"
+    )]
     Predict {
         /// The run directory written by `ccfm train`.
         #[arg(long)]
@@ -98,9 +106,11 @@ enum Command {
         seed: Option<u64>,
     },
     /// Show the version, the compiled backends, and check that the selected backend computes.
+    #[command(after_help = "Example:\n  ccfm info")]
     Info,
     /// Show an .h5ad file's layout and its perturbation design (schema, control cells,
     /// singles, doubles), running the validation training runs; exits non-zero if it fails.
+    #[command(after_help = "Example:\n  ccfm inspect norman.h5ad --json")]
     Inspect {
         /// The .h5ad file to read.
         file: PathBuf,
@@ -112,6 +122,7 @@ enum Command {
     },
     /// Print the seurat highly-variable genes (scanpy's default flavour), one per line, in var
     /// order.
+    #[command(after_help = "Example:\n  ccfm hvg norman.h5ad --n-top 2000 > hvg.txt")]
     Hvg {
         /// The .h5ad file to read.
         file: PathBuf,
@@ -128,6 +139,9 @@ enum Command {
     /// Evaluate predicted cells against real cells with cell-eval's metrics, next to the
     /// control, mean, additive and noise-ceiling baselines when training data is given; writes
     /// results.csv, agg_results.csv, summary.csv and report.html.
+    #[command(
+        after_help = "Example:\n  ccfm evaluate --real pred_real.h5ad --pred pred.h5ad --baselines train.h5ad --out eval/"
+    )]
     Evaluate {
         /// Real cells (.h5ad, log1p or counts).
         #[arg(long)]
@@ -161,32 +175,15 @@ enum Command {
     /// scGPT's embed_data does; writes cell_embedding (cells, d; L2-normalised) and
     /// gene_features (cells, genes, d; the file's genes in var order, zero where a gene is not
     /// expressed or not in the vocabulary) to a .safetensors file.
-    Embed {
-        /// The scGPT model directory.
-        #[arg(long)]
-        scgpt: PathBuf,
-        /// Cells to embed (.h5ad).
-        #[arg(long)]
-        input: PathBuf,
-        /// Output .safetensors path.
-        #[arg(long)]
-        out: PathBuf,
-        /// Matrix to read: X or counts (layers['counts']).
-        #[arg(long, default_value = "X")]
-        genes_layer: String,
-        /// var column holding gene symbols (default: the var index).
-        #[arg(long)]
-        gene_col: Option<String>,
-        /// Tie-break of the binning: left (deterministic) or random (scgpt 0.2.4).
-        #[arg(long, default_value = "left")]
-        binning: String,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-    },
+    #[command(
+        after_help = "Example:\n  ccfm embed --scgpt scGPT_human --input cells.h5ad --out cells.safetensors --gene-col feature_name"
+    )]
+    Embed(EmbedArgs),
     /// Write a synthetic dataset with a known ground truth (GEARS schema for norman, pertpy
     /// schema for combosciplex).
+    #[command(
+        after_help = "Example:\n  ccfm synth --preset combosciplex --seed 3 --out combosciplex.h5ad"
+    )]
     Synth {
         /// norman or combosciplex.
         #[arg(long, default_value = "norman")]
@@ -199,6 +196,31 @@ enum Command {
         /// Output .h5ad path.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Compare trained runs on one page: each run predicts its test conditions, is evaluated
+    /// next to the control, mean, additive and noise-ceiling baselines, and DIR/report.html
+    /// shows every run and baseline side by side (overall, per seen group, per interaction type
+    /// when the data records them), with the training curves and the run settings.
+    #[command(after_help = "Example:\n  ccfm report --runs runs/ccfm,runs/scdfm --out report/")]
+    Report {
+        /// Run directories written by `ccfm train`, comma-separated; they must share their test
+        /// conditions.
+        #[arg(long, value_delimiter = ',', required = true)]
+        runs: Vec<PathBuf>,
+        /// Output directory (report.html, comparison.json, predictions/, eval/).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the baselines' control-cell draws and half splits.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print a shell completion script for ccfm.
+    #[command(
+        after_help = "Example:\n  ccfm completions bash > ~/.local/share/bash-completion/completions/ccfm"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -233,6 +255,49 @@ impl DataArgs {
                 UnmeasuredPerturbations::Error
             },
             ..Default::default()
+        }
+    }
+}
+
+/// `ccfm embed`'s arguments.
+#[derive(Args)]
+struct EmbedArgs {
+    /// The scGPT model directory.
+    #[arg(long)]
+    scgpt: PathBuf,
+    /// Cells to embed (.h5ad).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .safetensors path.
+    #[arg(long)]
+    out: PathBuf,
+    /// Matrix to read: X or counts (layers['counts']).
+    #[arg(long, default_value = "X")]
+    genes_layer: String,
+    /// var column holding gene symbols (default: the var index).
+    #[arg(long)]
+    gene_col: Option<String>,
+    /// Tie-break of the binning: left (deterministic) or random (scgpt 0.2.4).
+    #[arg(long, value_enum, default_value_t = Binning::Left)]
+    binning: Binning,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+/// scGPT's binning tie-break, as `--binning` spells it.
+#[derive(Clone, Copy, ValueEnum)]
+enum Binning {
+    Left,
+    Random,
+}
+
+impl From<Binning> for ccfm_scgpt::TieBreak {
+    fn from(b: Binning) -> Self {
+        match b {
+            Binning::Left => ccfm_scgpt::TieBreak::Left,
+            Binning::Random => ccfm_scgpt::TieBreak::Random,
         }
     }
 }
@@ -297,25 +362,12 @@ fn main() -> ExitCode {
             seed,
             out,
         } => synth(preset, size, seed, &out),
-        Command::Embed {
-            scgpt,
-            input,
-            out,
-            genes_layer,
-            gene_col,
-            binning,
-            seed,
-            batch_size,
-        } => embed(
-            &scgpt,
-            &input,
-            &out,
-            &genes_layer,
-            gene_col.as_deref(),
-            &binning,
-            seed,
-            batch_size,
-        ),
+        Command::Embed(args) => embed(&args),
+        Command::Report { runs, out, seed } => run::report(&runs, &out, seed, device),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ccfm", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Evaluate {
             real,
             pred,
@@ -468,7 +520,10 @@ fn evaluate(
     opts: &ccfm_eval::EvaluateOptions,
     out: &std::path::Path,
 ) -> Result<(), String> {
-    let e = ccfm_eval::evaluate(real, pred, opts).map_err(|e| e.to_string())?;
+    let mut bar = progress::Bar::new("evaluating", "metric tables");
+    let e = ccfm_eval::evaluate_with_progress(real, pred, opts, &mut |d, n| bar.update(d, n))
+        .map_err(|e| e.to_string())?;
+    bar.finish();
     let report = e.write(out).map_err(|e| e.to_string())?;
     println!(
         "evaluated {} perturbations x {} genes in {:.2} s",
@@ -505,26 +560,13 @@ fn evaluate(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn embed(
-    scgpt: &std::path::Path,
-    input: &std::path::Path,
-    out: &std::path::Path,
-    layer: &str,
-    gene_col: Option<&str>,
-    binning: &str,
-    seed: u64,
-    batch_size: usize,
-) -> Result<(), String> {
-    let tie_break = match binning {
-        "left" => ccfm_scgpt::TieBreak::Left,
-        "random" => ccfm_scgpt::TieBreak::Random,
-        other => return Err(format!("--binning {other}: choose left or random")),
-    };
-    let element = match layer {
+fn embed(args: &EmbedArgs) -> Result<(), String> {
+    let (scgpt, input, out) = (&args.scgpt, &args.input, &args.out);
+    let element = match args.genes_layer.as_str() {
         "X" => "X".to_string(),
         name => format!("layers/{name}"),
     };
+    let gene_col = args.gene_col.as_deref();
     let device = Default::default();
     let model = ccfm_scgpt::ScgptModel::<backend::Selected>::from_dir(scgpt, &device)
         .map_err(|e| e.to_string())?;
@@ -555,8 +597,17 @@ fn embed(
     let x = ad
         .read_matrix(&element, &rows, None)
         .map_err(|e| e.to_string())?;
-    let e = ccfm_scgpt::embed_cells(&model, &genes, &x, tie_break, seed, batch_size, &device)
-        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let opts = ccfm_scgpt::EmbedOptions {
+        tie_break: args.binning.into(),
+        seed: args.seed,
+        batch_size: args.batch_size,
+    };
+    let mut bar = progress::Bar::new("embedding", "cells");
+    let e = ccfm_scgpt::embed_cells(&model, &genes, &x, &opts, &device, &mut |d, n| {
+        bar.update(d, n)
+    })
+    .map_err(|e| format!("{}: {e}", input.display()))?;
+    bar.finish();
     e.write_safetensors(out, genes.len())
         .map_err(|e| e.to_string())?;
     println!(

@@ -3,9 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use ccfm_train::demo::{run_demo, DemoOptions};
-use ccfm_train::{predict as predict_run, train_new, train_resume, RunConfig, TrainOptions};
+use ccfm_train::{
+    predict_with_progress as predict_run, report_runs, train_new, train_resume, RunConfig,
+    TrainOptions,
+};
 
 use crate::backend::{self, SelectedAutodiff};
+use crate::progress;
 
 fn say(line: String) {
     eprintln!("{line}");
@@ -75,9 +79,17 @@ pub fn predict(
     device: Option<usize>,
 ) -> Result<(), String> {
     let device = backend::device(device)?;
-    let mut say = say;
-    let s = predict_run::<SelectedAutodiff>(run, out, &opts, &device, &mut say)
-        .map_err(|e| e.to_string())?;
+    let bar = progress::Shared::new("predicting", "conditions");
+    let s = predict_run::<SelectedAutodiff>(
+        run,
+        out,
+        &opts,
+        &device,
+        &mut |line| bar.say(line),
+        &mut |d, n| bar.update(d, n),
+    )
+    .map_err(|e| e.to_string())?;
+    bar.finish();
     println!(
         "predicted {} conditions x {} cells over {} genes in {:.1} s",
         s.conditions.len(),
@@ -117,12 +129,43 @@ pub fn demo(out: &Path, seed: u64, set: Vec<String>, device: Option<usize>) -> R
         s.test_conditions
     );
     print!("{}", ccfm_train::demo::format_table(&s.rows));
+    if !s.by_interaction.is_empty() {
+        println!();
+        println!("pearson_delta by interaction type of the held-out doubles:");
+        print!(
+            "{}",
+            ccfm_train::demo::format_interactions(&s.by_interaction)
+        );
+    }
     println!("(pearson_delta and discrimination: higher is better; mse: lower is better.");
     println!(" The scGPT here has random weights, so CCFM's latent carries no pretrained biology;");
     println!(" training is minutes, not the reference 200k steps.)");
+    println!("report (all methods on one page): {}", s.report.display());
     for r in &s.reports {
-        println!("report: {}", r.display());
+        println!("per-model evaluation: {}", r.display());
     }
     println!("demo finished in {:.0} s", s.seconds);
+    Ok(())
+}
+
+pub fn report(
+    runs: &[PathBuf],
+    out: &Path,
+    seed: u64,
+    device: Option<usize>,
+) -> Result<(), String> {
+    let device = backend::device(device)?;
+    let mut say = say;
+    let s = report_runs::<SelectedAutodiff>(runs, out, seed, &device, &mut say)
+        .map_err(|e| e.to_string())?;
+    let rows = ccfm_train::demo::method_rows(&s.runs);
+    println!(
+        "{} runs on {} test conditions, mean over conditions:",
+        s.runs.len(),
+        s.runs[0].predict.conditions.len()
+    );
+    print!("{}", ccfm_train::demo::format_table(&rows));
+    println!("report: {}", s.report.display());
+    println!("means:  {}", s.json.display());
     Ok(())
 }

@@ -333,3 +333,83 @@ fn embed_reproduces_scgpt_cell_embeddings_and_refuses_foreign_genes() {
     );
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn every_subcommand_help_ends_with_a_worked_example() {
+    let subcommands = [
+        "demo",
+        "train",
+        "predict",
+        "info",
+        "inspect",
+        "hvg",
+        "evaluate",
+        "embed",
+        "synth",
+        "report",
+        "completions",
+    ];
+    for sub in subcommands {
+        let o = ccfm(&[sub, "--help"]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{sub}: {stdout}");
+        let tail: Vec<&str> = stdout.trim_end().lines().rev().take(2).collect();
+        assert_eq!(tail[1], "Example:", "{sub} --help:\n{stdout}");
+        assert!(
+            tail[0].starts_with(&format!("  ccfm {sub}")),
+            "{sub} --help ends with: {}",
+            tail[0]
+        );
+    }
+    // The top-level help lists every subcommand.
+    let top = String::from_utf8_lossy(&ccfm(&["--help"]).stdout).to_string();
+    for sub in subcommands {
+        assert!(top.contains(&format!("  {sub} ")), "{sub} in:\n{top}");
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_and_an_unknown_shell_is_refused() {
+    for (shell, marker) in [
+        ("bash", "_ccfm()"),
+        ("zsh", "#compdef ccfm"),
+        ("fish", "complete -c ccfm"),
+    ] {
+        let o = ccfm(&["completions", shell]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{shell}");
+        assert!(stdout.contains(marker), "{shell}: {marker} missing");
+        assert!(
+            stdout.contains("report") && stdout.contains("conditions"),
+            "{shell}"
+        );
+    }
+    let o = ccfm(&["completions", "tcsh"]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("bash") && stderr.contains("zsh"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_binning_choice_lists_the_valid_ones() {
+    let o = ccfm(&[
+        "embed",
+        "--scgpt",
+        "m",
+        "--input",
+        "i.h5ad",
+        "--out",
+        "o.st",
+        "--binning",
+        "middle",
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("middle") && stderr.contains("left") && stderr.contains("random"),
+        "{stderr}"
+    );
+}

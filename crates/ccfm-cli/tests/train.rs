@@ -260,3 +260,108 @@ fn a_killed_run_resumes_to_the_checkpoint_of_an_uninterrupted_run() {
     assert!(!bad.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn report_compares_runs_on_one_page_and_predict_shows_progress_only_on_request() {
+    let dir = tmp("report");
+    let cfg = tiny_config(&dir, 10);
+    let cfg = cfg.to_str().unwrap();
+    let (a, b) = (dir.join("ccfm"), dir.join("scdfm"));
+    let o = ccfm(&["train", "--config", cfg, "--out", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = ccfm(&[
+        "train",
+        "--config",
+        cfg,
+        "--out",
+        b.to_str().unwrap(),
+        "--set",
+        "latent.enabled=false",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Piped stderr: no bar. CCFM_PROGRESS=always: a bar that reaches every condition.
+    let pred = dir.join("pred.h5ad");
+    let args = [
+        "predict",
+        "--run",
+        b.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+    ];
+    let o = ccfm(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains('\r'));
+    let o = Command::new(env!("CARGO_BIN_EXE_ccfm"))
+        .args(args)
+        .env("CCFM_PROGRESS", "always")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("\r\x1b[2Kpredicting ["), "{stderr}");
+    let last = stderr.rsplit('\r').next().unwrap();
+    assert!(last.contains("[########################]"), "{last}");
+
+    // Both runs and the baselines on one page, with curves, settings and interaction types.
+    let out = dir.join("report");
+    let o = ccfm(&[
+        "report",
+        "--runs",
+        &format!("{},{}", a.display(), b.display()),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // (The tiny data's one test double has an untrained single: no additive row.)
+    for method in ["ccfm", "scdfm", "control", "mean", "ceiling"] {
+        assert!(stdout.contains(method), "{method} in {stdout}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "<td>ccfm</td>",
+        "<td>scdfm</td>",
+        "<td>mean</td>",
+        "<td>ceiling</td>",
+        "Which method wins",
+        "Mean over all perturbations",
+        "Mean over interaction: ",
+        "training loss by step",
+        "Run settings",
+        "CCFM (scGPT latent stream)",
+        "scDFM (no latent stream)",
+    ] {
+        assert!(html.contains(needle), "report.html lacks {needle}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("comparison.json")).unwrap())
+            .unwrap();
+    assert!(json["all"]["ccfm"]["pearson_delta"].is_number(), "{json}");
+    assert!(json["all"]["mean"]["mse"].is_number(), "{json}");
+    for f in [
+        "eval/ccfm/report.html",
+        "eval/scdfm/report.html",
+        "predictions/ccfm.h5ad",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+
+    // A directory that is not a run: an error naming it, and nothing written.
+    let nothing = dir.join("nothing");
+    let o = ccfm(&[
+        "report",
+        "--runs",
+        &format!("{},{}", a.display(), dir.display()),
+        "--out",
+        nothing.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("not a usable run directory"),
+        "{}",
+        text(&o)
+    );
+    assert!(!nothing.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
