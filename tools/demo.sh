@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 source tools/env.sh
 target="${CARGO_TARGET_DIR:-target}"
 if [ ! -x "$target/debug/ccfm" ]; then
-  echo "[ccfm] first build of ccfm (Burn and HDF5 from source): about 10-15 minutes on 2 cores" >&2
+  echo "[ccfm] first build of ccfm (Burn and HDF5 from source): about 6-7 minutes on 2 cores" >&2
 fi
 cargo build -p ccfm-cli
 exec "$target/debug/ccfm" demo "$@"

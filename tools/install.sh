@@ -9,7 +9,7 @@
 #
 # A fresh machine needs only the Rust toolchain, a C compiler and Python 3: CMake, which the
 # bundled HDF5 build needs, comes from PyPI when it is missing (tools/env.sh). The first build
-# compiles Burn and HDF5 from source: about 10-15 minutes on 2 cores; later ones are quick.
+# compiles Burn and HDF5 from source: about 5 minutes on 2 cores; later ones are quick.
 set -euo pipefail
 
 features=()
@@ -48,7 +48,7 @@ if [ ${#features[@]} -gt 0 ]; then
   label="flex (CPU) + ${features[*]}"
 fi
 echo "[ccfm] building and installing ccfm with backends: $label" >&2
-echo "[ccfm] a first build compiles Burn and HDF5: about 10-15 minutes on 2 cores" >&2
+echo "[ccfm] a first build compiles Burn and HDF5: about 5 minutes on 2 cores" >&2
 cargo install --locked --force --path crates/ccfm-cli "${feature_args[@]}" "${root[@]}"
 
 if [ ${#root[@]} -gt 0 ]; then
