@@ -5,10 +5,7 @@ use std::process::Command;
 use ccfm_testkit::{available, shared_dir};
 
 fn ccfm(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ccfm"))
-        .args(args)
-        .output()
-        .expect("the ccfm binary runs")
+    ccfm_testkit::run_child(Command::new(env!("CARGO_BIN_EXE_ccfm")).args(args))
 }
 
 #[test]
@@ -140,6 +137,7 @@ fn inspect_fails_on_each_kind_of_bad_input() {
     let dir = std::env::temp_dir().join(format!("ccfm-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, conditions: &[&str], genes: &[&str], x: &[f32]| {
+        let _turn = ccfm_testkit::fork_lock();
         let obs = DataFrame {
             index: (0..conditions.len()).map(|i| format!("c{i}")).collect(),
             columns: vec![(

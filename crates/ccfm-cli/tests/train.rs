@@ -1,19 +1,23 @@
 //! `ccfm train`, `ccfm predict` and `ccfm --version`, run as a user would.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::backend::Flex;
 use ccfm_data::Size;
+use ccfm_testkit::{fork_lock, run_child};
 use ccfm_train::demo::write_inputs;
 use serde_json::json;
 
+/// Start `cmd` while no test thread of this process writes a file (see [`fork_lock`]).
+fn spawn(cmd: &mut Command) -> Child {
+    let _turn = fork_lock();
+    cmd.spawn().expect("the ccfm binary runs")
+}
+
 fn ccfm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ccfm"))
-        .args(args)
-        .output()
-        .expect("the ccfm binary runs")
+    run_child(Command::new(env!("CARGO_BIN_EXE_ccfm")).args(args))
 }
 
 fn text(o: &Output) -> String {
@@ -33,6 +37,7 @@ fn tmp(name: &str) -> PathBuf {
 
 /// A tiny scDFM config file over synthetic data written into `dir`.
 fn tiny_config(dir: &Path, steps: usize) -> PathBuf {
+    let _turn = fork_lock();
     let inputs = write_inputs::<Flex>(
         dir,
         Size::Tiny,
@@ -175,12 +180,12 @@ fn a_killed_run_resumes_to_the_checkpoint_of_an_uninterrupted_run() {
     assert!(o.status.success(), "{}", text(&o));
 
     let part = dir.join("part");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ccfm"))
-        .args(["train", "--config", cfg, "--out", part.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        Command::new(env!("CARGO_BIN_EXE_ccfm"))
+            .args(["train", "--config", cfg, "--out", part.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let latest = part.join("checkpoints/latest");
     let started = Instant::now();
     loop {
@@ -292,11 +297,11 @@ fn report_compares_runs_on_one_page_and_predict_shows_progress_only_on_request()
     let o = ccfm(&args);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!String::from_utf8_lossy(&o.stderr).contains('\r'));
-    let o = Command::new(env!("CARGO_BIN_EXE_ccfm"))
-        .args(args)
-        .env("CCFM_PROGRESS", "always")
-        .output()
-        .unwrap();
+    let o = run_child(
+        Command::new(env!("CARGO_BIN_EXE_ccfm"))
+            .args(args)
+            .env("CCFM_PROGRESS", "always"),
+    );
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("\r\x1b[2Kpredicting ["), "{stderr}");

@@ -5,7 +5,8 @@
 //!   fails.
 //! * Loading the scDFM parity fixtures (`<case>.safetensors` + `<case>.json`).
 //! * Comparing tensors with a max-abs tolerance and a useful failure message.
-//! * [`rng_lock`]: one seeded random stream at a time.
+//! * [`rng_lock`]: one seeded random stream at a time; [`fork_lock`]: files written in-process
+//!   and child processes take turns.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -255,4 +256,25 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
 pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// HDF5 opens files without close-on-exec: a child process started while another test thread
+/// has an `.h5ad` open for writing inherits the descriptor, and with it the file's lock, for as
+/// long as the child lives (a later `ccfm` then cannot open that file). Tests that write files
+/// in-process and tests that start children hold this lock for the write, and for the spawn.
+pub fn fork_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Start `cmd` under [`fork_lock`] and wait for its output (stdout and stderr captured).
+pub fn run_child(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let child = {
+        let _turn = fork_lock();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
+    };
+    child
+        .and_then(|c| c.wait_with_output())
+        .unwrap_or_else(|e| panic!("{cmd:?} could not run: {e}"))
 }
