@@ -304,7 +304,8 @@ impl<'a> Comparison<'a> {
             .iter()
             .map(|(m, _)| self.best(m, subset).map(|b| b.0))
             .collect();
-        for (k, (method, _)) in cols[0].iter().enumerate() {
+        // One row per method; every column lists the methods in this order.
+        for (k, (method, _)) in self.methods().iter().enumerate() {
             let _ = write!(s, "<tr><td>{}</td>", esc(method));
             for (c, b) in cols.iter().zip(&best) {
                 let class = if b.as_deref() == Some(method.as_str()) {

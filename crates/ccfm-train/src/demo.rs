@@ -14,14 +14,13 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use ccfm_data::synth::generate;
 use ccfm_data::{Preset, Size, SynthConfig};
-use ccfm_eval::Evaluation;
+use ccfm_eval::{Comparison, Evaluation, Subset};
 use serde_json::json;
 
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::report::{comparison, predict_evaluate, write_comparison, EvaluatedRun};
 use crate::train::{train_new, TrainOptions, TrainSummary};
-use ccfm_eval::{Comparison, Subset};
 
 /// The demo's configuration (configs/demo.toml).
 pub const DEMO_CONFIG: &str = include_str!("../../../configs/demo.toml");
