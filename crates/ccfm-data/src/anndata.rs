@@ -144,12 +144,100 @@ pub(crate) fn string_list_attr(loc: &Location, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Refuse a dataset whose declared size its file cannot back: stored bytes beyond the file's
+/// length, or more values than even maximal compression (deflate stays under ~1032:1) could
+/// unpack from what is stored. Checked before reading, so a damaged header is an error and not
+/// an allocation of its size.
+fn guard(ds: &Dataset) -> hdf5::Result<()> {
+    const MAX_RATIO: u64 = 1100;
+    const SLACK: u64 = 64 << 20;
+    let file_len = ds.file()?.size();
+    let stored = ds.storage_size();
+    let item = ds.dtype()?.size() as u64;
+    let declared = (ds.size() as u64).saturating_mul(item.max(1));
+    if stored > file_len.saturating_add(SLACK) {
+        return Err(format!(
+            "declares {stored} stored bytes in a file of {file_len} bytes (damaged header?)"
+        )
+        .into());
+    }
+    if declared > stored.saturating_mul(MAX_RATIO).saturating_add(SLACK) {
+        return Err(format!(
+            "declares {} values of {item} bytes but stores only {stored} bytes (damaged header?)",
+            ds.size()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuse a file whose global heap would make the HDF5 library loop (see [`crate::heapcheck`]).
+pub(crate) fn refuse_stuck_heap(path: &Path) -> Result<(), DataError> {
+    match crate::heapcheck::find_stuck_heap(path) {
+        Ok(Some(h)) => Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            field: "(file)".into(),
+            detail: format!(
+                "damaged HDF5 string heap at byte {} (its object at byte {} has a size \
+                 that stalls the reader); the file is corrupt: copy or download it again",
+                h.offset, h.object
+            ),
+        }),
+        Ok(None) => Ok(()),
+        Err(e) => Err(DataError::Io {
+            path: path.to_path_buf(),
+            detail: format!("reading: {e}"),
+        }),
+    }
+}
+
+/// All values of `ds`, after [`guard`].
+fn read_vec<T: hdf5::H5Type>(ds: &Dataset) -> hdf5::Result<Vec<T>> {
+    guard(ds)?;
+    ds.read_raw::<T>()
+}
+
 fn read_strings(ds: &Dataset) -> hdf5::Result<Vec<String>> {
+    guard(ds)?;
     if let Ok(v) = ds.read_raw::<VarLenUnicode>() {
         return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
     }
     ds.read_raw::<VarLenAscii>()
         .map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
+}
+
+/// Check compressed sparse pointers and indices as stored: `indptr` starts at 0, never
+/// decreases, and every index is a valid position along the minor axis. Lengths are checked by
+/// the caller.
+fn check_compressed(
+    indptr: &[i64],
+    indices: &[i64],
+    major: usize,
+    minor: usize,
+) -> Result<(), String> {
+    if indptr.first() != Some(&0) {
+        return Err(format!(
+            "indptr starts at {:?}, not 0",
+            indptr.first().copied().unwrap_or_default()
+        ));
+    }
+    if let Some(m) = (0..major).find(|&m| indptr[m + 1] < indptr[m]) {
+        return Err(format!(
+            "indptr decreases at row/column {m} ({} then {})",
+            indptr[m],
+            indptr[m + 1]
+        ));
+    }
+    if let Some((p, &i)) = indices
+        .iter()
+        .enumerate()
+        .find(|(_, &i)| i < 0 || i >= minor as i64)
+    {
+        return Err(format!(
+            "indices[{p}] = {i} is outside 0..{minor} (the other axis of the shape)"
+        ));
+    }
+    Ok(())
 }
 
 impl AnnData {
@@ -159,6 +247,7 @@ impl AnnData {
         if !path.exists() {
             return Err(DataError::NotFound { path });
         }
+        refuse_stuck_heap(&path)?;
         let file = File::open(&path).map_err(|source| DataError::Open {
             path: path.clone(),
             source,
@@ -256,8 +345,8 @@ impl AnnData {
                         ds.dtype().and_then(|d| d.to_descriptor()),
                         Ok(hdf5::types::TypeDescriptor::Boolean)
                     ) {
-                        Ok(Column::Bool(ds.read_raw::<bool>().map_err(err)?))
-                    } else if let Ok(v) = ds.read_raw::<f64>() {
+                        Ok(Column::Bool(read_vec::<bool>(&ds).map_err(err)?))
+                    } else if let Ok(v) = read_vec::<f64>(&ds) {
                         Ok(Column::Numeric(v))
                     } else {
                         Ok(Column::Strings(read_strings(&ds).map_err(err)?))
@@ -280,22 +369,37 @@ impl AnnData {
             "categorical" => {
                 let codes = sub
                     .dataset("codes")
-                    .and_then(|d| d.read_raw::<i64>())
+                    .and_then(|d| read_vec::<i64>(&d))
                     .map_err(err)?;
                 let categories = sub
                     .dataset("categories")
                     .map_err(err)
                     .and_then(|d| read_strings(&d).map_err(err))?;
+                if let Some((i, c)) = codes
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &c)| c < -1 || c >= categories.len() as i64)
+                {
+                    return Err(self.malformed(
+                        &format!("{field}/codes"),
+                        format!(
+                            "code {c} at row {i}, but there are {} categories (codes run \
+                             -1 (missing) to {})",
+                            categories.len(),
+                            categories.len() as i64 - 1
+                        ),
+                    ));
+                }
                 Ok(Column::Categorical { codes, categories })
             }
             "nullable-integer" | "nullable-boolean" => {
                 let values = sub
                     .dataset("values")
-                    .and_then(|d| d.read_raw::<f64>())
+                    .and_then(|d| read_vec::<f64>(&d))
                     .map_err(err)?;
                 let mask = sub
                     .dataset("mask")
-                    .and_then(|d| d.read_raw::<bool>())
+                    .and_then(|d| read_vec::<bool>(&d))
                     .map_err(err)?;
                 Ok(Column::Nullable(
                     values
@@ -357,27 +461,29 @@ impl AnnData {
         }
         let indptr: Vec<i64> = g
             .dataset("indptr")
-            .and_then(|d| d.read_raw::<i64>())
+            .and_then(|d| read_vec::<i64>(&d))
             .map_err(err)?;
         let indices: Vec<i64> = g
             .dataset("indices")
-            .and_then(|d| d.read_raw::<i64>())
+            .and_then(|d| read_vec::<i64>(&d))
             .map_err(err)?;
         let data: Vec<f64> = g
             .dataset("data")
-            .and_then(|d| d.read_raw::<f64>())
+            .and_then(|d| read_vec::<f64>(&d))
             .map_err(err)?;
-        let major = if enc == MatrixEncoding::Csr {
-            n_obs
+        let (major, minor) = if enc == MatrixEncoding::Csr {
+            (n_obs, n_vars)
         } else {
-            n_vars
+            (n_vars, n_obs)
         };
         if indptr.len() != major + 1
             || indices.len() != data.len()
-            || indptr[major] as usize != data.len()
+            || indptr[major] != data.len() as i64
         {
             return Err(self.malformed(element, "indptr / indices / data lengths disagree"));
         }
+        check_compressed(&indptr, &indices, major, minor)
+            .map_err(|detail| self.malformed(element, detail))?;
         Ok(SparseArrays {
             indptr,
             indices,
@@ -556,7 +662,7 @@ impl AnnData {
                 }
                 // A few cells: one read per cell; many: one read of the whole matrix.
                 let whole = (rows.len() * 4 > n_obs)
-                    .then(|| ds.read_raw::<f64>())
+                    .then(|| read_vec::<f64>(&ds))
                     .transpose()
                     .map_err(err)?;
                 for (i, &r) in rows.iter().enumerate() {

@@ -63,6 +63,7 @@ impl H5adSummary {
         if !path.exists() {
             return Err(DataError::NotFound { path: p() });
         }
+        crate::anndata::refuse_stuck_heap(path)?;
         let file = File::open(path).map_err(|source| DataError::Open { path: p(), source })?;
         let group = |name: &str, hint: &'static str| {
             file.group(name).map_err(|_| DataError::Missing {

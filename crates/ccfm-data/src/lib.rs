@@ -17,6 +17,7 @@ pub mod coexpression;
 pub mod dataset;
 pub mod error;
 pub mod h5ad;
+pub mod heapcheck;
 pub mod hvg;
 pub mod preprocess;
 pub mod sampler;

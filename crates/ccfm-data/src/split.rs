@@ -255,7 +255,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         path: path.to_path_buf(),
         detail: format!("writing: {e}"),
     };
-    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io(e)

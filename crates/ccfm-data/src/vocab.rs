@@ -126,7 +126,10 @@ impl GeneVocab {
             source,
         };
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, self.to_json()).map_err(io)?;
+        std::fs::write(&tmp, self.to_json()).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })?;
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             io(e)
