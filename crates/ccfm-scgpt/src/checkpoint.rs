@@ -100,6 +100,16 @@ impl<B: Backend> ScgptModel<B> {
         };
         let args = ScgptArgs::read(&need("args.json")?)?;
         let vocab = ScgptVocab::read(&need("vocab.json")?)?;
+        if vocab.id(&args.pad_token).is_none() {
+            return Err(ScgptError::Config {
+                path: dir.join("args.json"),
+                key: "pad_token".into(),
+                detail: format!(
+                    "`{}` is not in vocab.json (scGPT pads with `<pad>`)",
+                    args.pad_token
+                ),
+            });
+        }
         let weights = need("best_model.pt").or_else(|e| {
             let st = dir.join("best_model.safetensors");
             if st.exists() {

@@ -64,14 +64,32 @@ impl ScgptArgs {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ScgptError> {
         let raw: BTreeMap<String, Value> = serde_json::from_str(text)
             .map_err(|e| bad(path, "(file)", format!("not a JSON object: {e}")))?;
+        // Far above any published scGPT (whole-human: 12 layers, 512 wide, 8 heads), far below
+        // sizes whose layers could not be allocated: a damaged number is an error here.
+        let limit = |k: &str| -> u64 {
+            match k {
+                "nlayers" | "n_layers_cls" => 256,
+                "nheads" => 1024,
+                "max_seq_len" => 1 << 22,
+                _ => 1 << 16,
+            }
+        };
         let uint = |k: &str| -> Result<usize, ScgptError> {
             let v = raw
                 .get(k)
                 .ok_or_else(|| bad(path, k, "missing (scGPT's embed_data requires it)".into()))?;
-            v.as_u64()
+            let n = v
+                .as_u64()
                 .filter(|&n| n > 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| bad(path, k, format!("{v} is not a positive integer")))
+                .ok_or_else(|| bad(path, k, format!("{v} is not a positive integer")))?;
+            if n > limit(k) {
+                return Err(bad(
+                    path,
+                    k,
+                    format!("{n} is beyond the largest supported ({})", limit(k)),
+                ));
+            }
+            Ok(n as usize)
         };
         let num = |k: &str| -> Result<f64, ScgptError> {
             let v = raw
@@ -117,6 +135,16 @@ impl ScgptArgs {
             max_seq_len: opt_uint("max_seq_len", 1200)?,
             raw,
         };
+        if args.n_bins < 2 {
+            return Err(bad(
+                path,
+                "n_bins",
+                format!(
+                    "{} bins: binning needs at least 2 (scGPT uses 51)",
+                    args.n_bins
+                ),
+            ));
+        }
         if !args.embsize.is_multiple_of(args.nheads) {
             return Err(bad(
                 path,
@@ -167,6 +195,18 @@ impl ScgptVocab {
             }
             ids.insert(tok, id);
         }
+        // torchtext vocabularies number their tokens 0..n-1; an id beyond that is damage, and
+        // would size the embedding by a number the weights cannot hold.
+        if let Some((tok, &id)) = ids.iter().find(|(_, &id)| id >= ids.len()) {
+            return Err(bad(
+                path,
+                tok,
+                format!(
+                    "id {id} is beyond the {} tokens; ids run 0..n-1 (one per token)",
+                    ids.len()
+                ),
+            ));
+        }
         let mut next = ids.values().max().map_or(0, |m| m + 1);
         for s in SPECIALS {
             if !ids.contains_key(s) {
@@ -191,5 +231,62 @@ impl ScgptVocab {
 
     pub fn id(&self, token: &str) -> Option<usize> {
         self.ids.get(token).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARGS: &str = r#"{"embsize": 16, "nheads": 2, "d_hid": 16, "nlayers": 1,
+        "n_layers_cls": 1, "dropout": 0.0, "pad_token": "<pad>", "pad_value": -2}"#;
+
+    fn parse_with(key: &str, value: &str) -> Result<ScgptArgs, ScgptError> {
+        let mut raw: BTreeMap<String, Value> = serde_json::from_str(ARGS).unwrap();
+        raw.insert(key.into(), serde_json::from_str(value).unwrap());
+        ScgptArgs::parse(
+            &serde_json::to_string(&raw).unwrap(),
+            Path::new("args.json"),
+        )
+    }
+
+    #[test]
+    fn damaged_sizes_are_refused_by_key() {
+        assert!(parse_with("nlayers", "2").is_ok());
+        for (key, value, needle) in [
+            (
+                "nlayers",
+                "2147483648",
+                "beyond the largest supported (256)",
+            ),
+            (
+                "embsize",
+                "9223372036854775807",
+                "beyond the largest supported",
+            ),
+            ("n_bins", "1", "at least 2"),
+            ("nheads", "3", "not divisible"),
+            ("d_hid", "-4", "not a positive integer"),
+        ] {
+            let e = parse_with(key, value).unwrap_err().to_string();
+            assert!(e.contains("args.json") && e.contains(key), "{e}");
+            assert!(e.contains(needle), "{key} = {value}: {e}");
+        }
+    }
+
+    #[test]
+    fn vocabulary_ids_beyond_the_tokens_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ccfm-vocab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("vocab.json");
+        std::fs::write(&p, r#"{"A": 0, "B": 1, "<pad>": 2}"#).unwrap();
+        assert_eq!(ScgptVocab::read(&p).unwrap().len(), 5); // <cls>, <eoc> added
+        std::fs::write(&p, r#"{"A": 0, "B": 2147483648, "<pad>": 2}"#).unwrap();
+        let e = ScgptVocab::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("vocab.json") && e.contains("id 2147483648"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

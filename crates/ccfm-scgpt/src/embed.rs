@@ -177,7 +177,7 @@ pub fn embed_cells<B: Backend>(
     let pad_id = model
         .vocab
         .id(&model.args.pad_token)
-        .expect("added on read");
+        .expect("checked by ScgptModel::from_dir");
     let cls_id = model.vocab.id("<cls>").expect("added on read");
     let opts = TokenizeOptions {
         n_bins: model.args.n_bins,
@@ -260,7 +260,10 @@ impl Embeddings {
         ];
         let data = safetensors::serialize(views, &None).map_err(|e| io(e.to_string()))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, data).map_err(|e| io(format!("writing: {e}")))?;
+        std::fs::write(&tmp, data).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(format!("writing: {e}"))
+        })?;
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             io(format!("moving into place: {e}"))

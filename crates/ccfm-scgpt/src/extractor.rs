@@ -201,7 +201,8 @@ impl<B: Backend> FrozenScgptExtractor<B> {
             pad_value: args.pad_value,
             tie_break: self.config.tie_break,
         };
-        let pad_id = self.model.vocab.id(&args.pad_token).expect("added on read");
+        let pad_id =
+            (self.model.vocab.id(&args.pad_token)).expect("checked by ScgptModel::from_dir");
         let cls_id = self.model.vocab.id("<cls>").expect("added on read");
         let tb = tokenize(values, &ids, pad_id, cls_id, &opts, &mut self.rng);
         let l = tb.len;
