@@ -99,7 +99,12 @@ pub fn evaluate_with_progress(
         r.cells,
         p.cells,
         &opts.control,
-    )?;
+    )
+    .map_err(|e| EvalError::Pair {
+        real: real.to_path_buf(),
+        pred: pred.to_path_buf(),
+        source: Box::new(e),
+    })?;
     let (mut pairs, mut groups) = (Vec::new(), BTreeMap::new());
     if let Some(train_path) = &opts.train {
         let t = load_cells(train_path, &opts.pert_col)?;

@@ -33,10 +33,17 @@ pub fn load_cells(path: &Path, pert_col: &str) -> Result<LoadedCells, EvalError>
                 .collect::<Vec<_>>()
                 .join(", "),
         })?
-        .as_labels()
-        .into_iter()
-        .map(Option::unwrap_or_default)
-        .collect();
+        .as_labels();
+    if let Some(i) = labels.iter().position(Option::is_none) {
+        return Err(EvalError::Io {
+            path: path.to_path_buf(),
+            detail: format!(
+                "obs/{pert_col}: cell {i} (`{}`) has no label; every cell needs its perturbation",
+                ad.obs.index.get(i).map_or("", String::as_str)
+            ),
+        });
+    }
+    let labels: Vec<String> = labels.into_iter().map(Option::unwrap_or_default).collect();
     let rows: Vec<usize> = (0..ad.n_obs()).collect();
     let mut m = ad.read_rows_sparse("X", &rows)?;
     let stats = check_values(path, "X", &m, &ad.obs.index)?;

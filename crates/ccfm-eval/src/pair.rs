@@ -39,6 +39,13 @@ pub enum EvalError {
     },
     #[error("{path}: X is not log1p-normalised (non-integer values up to {max}, cell-eval's limit is 15); pass log1p(normalize_total) values or raw integer counts")]
     NotLog { path: std::path::PathBuf, max: f64 },
+    /// A check of the pair failed; names both files.
+    #[error("{real} (real) vs {pred} (predicted): {source}")]
+    Pair {
+        real: std::path::PathBuf,
+        pred: std::path::PathBuf,
+        source: Box<EvalError>,
+    },
     #[error("cannot compare the models: {0}")]
     Comparison(String),
     #[error("{path}: {detail}")]
