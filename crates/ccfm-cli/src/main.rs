@@ -310,6 +310,12 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    // A file-size limit (`ulimit -f`) makes writes fail with an error, not kill the process:
+    // the checkpoint writer then keeps the previous checkpoint and says so.
+    // SAFETY: setting a signal's disposition to "ignore" before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let device = cli.device;
     let result = match cli.command {
         Command::Info => info(),
@@ -395,7 +401,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            // One line: errors of the libraries below (TOML, weights) can span several.
+            let line: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("error: {}", line.join("; "));
             ExitCode::FAILURE
         }
     }

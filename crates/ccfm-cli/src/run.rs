@@ -1,6 +1,8 @@
 //! `ccfm train`, `ccfm predict` and `ccfm demo`: argument handling around `ccfm-train`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use ccfm_train::demo::{run_demo, DemoOptions};
 use ccfm_train::{
@@ -25,20 +27,41 @@ pub fn train(
 ) -> Result<(), String> {
     let device = backend::device(device)?;
     let mut say = say;
+    let (stop, signal) = stop_on_signals()?;
     let opts = TrainOptions {
         say: &mut say,
         stop_after,
+        stop: Some(&stop),
     };
     eprintln!("ccfm {}", backend::version());
     let summary = match (config, out, resume) {
         (_, _, Some(run)) => train_resume::<SelectedAutodiff>(&run, &device, opts),
         (Some(config), Some(out), None) => {
             let cfg = RunConfig::read(&config, &set).map_err(|e| e.to_string())?;
+            if !cfg.data.path.exists() {
+                return Err(format!(
+                    "{}: data.path = {}: no such file; fix the path or pass \
+                     --set data.path=FILE",
+                    config.display(),
+                    cfg.data.path.display()
+                ));
+            }
             train_new::<SelectedAutodiff>(cfg, &out, &device, opts)
         }
         _ => return Err("give --config and --out, or --resume RUN".into()),
     }
     .map_err(|e| e.to_string())?;
+    if summary.interrupted {
+        let sig = signal.load(Ordering::SeqCst);
+        eprintln!(
+            "stopped at step {} by {}; resume with `ccfm train --resume {}`",
+            summary.steps,
+            signal_name(sig),
+            summary.run.display()
+        );
+        // The shell's convention for a process ended by a signal.
+        std::process::exit(128 + sig as i32);
+    }
     if summary.steps < summary.total_steps {
         println!(
             "stopped at step {} of {}; continue with: ccfm train --resume {}",
@@ -70,6 +93,31 @@ pub fn train(
     }
     println!("checkpoint: {}", summary.checkpoint.display());
     Ok(())
+}
+
+/// A flag raised by the first SIGINT or SIGTERM (training then checkpoints the step in progress
+/// and returns) and the number of that signal; a second signal ends the process at once.
+fn stop_on_signals() -> Result<(Arc<AtomicBool>, Arc<AtomicUsize>), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let which = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGINT, SIGTERM] {
+        let err = |e: std::io::Error| format!("cannot handle signal {sig}: {e}");
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop))
+            .map_err(err)?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&which), sig as usize).map_err(err)?;
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(err)?;
+    }
+    Ok((stop, which))
+}
+
+fn signal_name(sig: usize) -> &'static str {
+    match sig as i32 {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 pub fn predict(

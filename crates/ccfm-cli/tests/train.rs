@@ -370,3 +370,231 @@ fn report_compares_runs_on_one_page_and_predict_shows_progress_only_on_request()
     assert!(!nothing.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Wait until `run/log.jsonl` has logged step `step` or later.
+fn wait_for_step(run: &Path, step: u64, child: &mut Child) {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap_or_default();
+        let last = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["step"].as_u64())
+            .max()
+            .unwrap_or(0);
+        if last >= step {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before step {step}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "step {step} never came"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn sigterm_checkpoints_the_step_in_progress_and_the_resumed_run_matches() {
+    let dir = tmp("sigterm");
+    let steps = 400;
+    let cfg = tiny_config(&dir, steps);
+    let cfg = cfg.to_str().unwrap();
+    // Checkpoints only at the end, so the one after the signal is the signal's own.
+    let set = ["--set", "output.checkpoint_every=100000"];
+    let full = dir.join("full");
+    let o = ccfm(
+        &[
+            &["train", "--config", cfg, "--out", full.to_str().unwrap()],
+            &set[..],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let part = dir.join("part");
+    let mut child = spawn(
+        Command::new(env!("CARGO_BIN_EXE_ccfm"))
+            .args(["train", "--config", cfg, "--out", part.to_str().unwrap()])
+            .args(set)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    wait_for_step(&part, 6, &mut child);
+    // While it runs, a second `ccfm train` on the run is refused and changes nothing.
+    let o = ccfm(&["train", "--resume", part.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("is in use by another `ccfm train`"),
+        "{}",
+        text(&o)
+    );
+
+    let pid = child.id().to_string();
+    let kill = run_child(Command::new("kill").args(["-TERM", &pid]));
+    assert!(kill.status.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let t = text(&o);
+    let stopped: usize = t
+        .split("stopped at step ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `stopped at step N` in {t}"));
+    assert!(
+        t.contains(&format!(
+            "by SIGTERM; resume with `ccfm train --resume {}`",
+            part.display()
+        )),
+        "{t}"
+    );
+    assert!((6..steps).contains(&stopped), "stopped at {stopped}");
+    let latest = std::fs::read_to_string(part.join("checkpoints/latest")).unwrap();
+    assert_eq!(latest, format!("step-{stopped:08}"));
+
+    // The lock went with the process: resuming works, and ends where the uninterrupted run did.
+    let o = ccfm(&["train", "--resume", part.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let name = format!("step-{steps:08}");
+    let (a, b) = (
+        checkpoint_files(&full, &name),
+        checkpoint_files(&part, &name),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((file, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "{file} differs after SIGTERM at step {stopped} + resume"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_and_latest() {
+    let dir = tmp("full-disk");
+    let cfg = tiny_config(&dir, 10);
+    let run = dir.join("run");
+    let o = ccfm(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--stop-after",
+        "5",
+        "--set",
+        "output.log_every=1000",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let first = run.join("checkpoints/step-00000005");
+    let before = checkpoint_files(&run, "step-00000005");
+    // A file-size limit below the size of the weights: the next checkpoint cannot be written.
+    let weights = std::fs::metadata(first.join("model.bin")).unwrap().len();
+    let limit_kib = (weights / 1024 / 2).max(4);
+    let o = run_child(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -f {limit_kib}; exec \"$0\" train --resume \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_ccfm"))
+            .arg(&run),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("could not write the checkpoint of step 10"),
+        "{t}"
+    );
+    assert!(t.contains("File too large"), "{t}");
+    assert!(t.contains("step-00000005 is intact"), "{t}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("checkpoints/latest")).unwrap(),
+        "step-00000005"
+    );
+    assert_eq!(checkpoint_files(&run, "step-00000005"), before);
+    let left: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "latest" || n == "step-00000005"),
+        "{left:?}"
+    );
+    // With room again, the run resumes from the intact checkpoint and finishes.
+    let o = ccfm(&["train", "--resume", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resumed at step 5"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused_by_name() {
+    let dir = tmp("damaged");
+    let cfg = tiny_config(&dir, 5);
+    let run = dir.join("run");
+    let o = ccfm(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ck = run.join("checkpoints/step-00000005");
+    let pred = dir.join("p.h5ad");
+    let predict = [
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--cells-per-condition",
+        "2",
+    ];
+    for (file, damage) in [
+        ("model.bin", "flip"),
+        ("optimizer.bin", "truncate"),
+        ("state.json", "step"),
+    ] {
+        let path = ck.join(file);
+        let good = std::fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        match damage {
+            "flip" => {
+                let i = bad.len() / 2;
+                bad[i] ^= 0x10;
+            }
+            "truncate" => bad.truncate(bad.len() / 3),
+            _ => {
+                let s = String::from_utf8(bad).unwrap();
+                bad = s.replace("\"step\": 5", "\"step\": 4").into_bytes();
+            }
+        }
+        std::fs::write(&path, &bad).unwrap();
+        let o = ccfm(&["train", "--resume", run.to_str().unwrap()]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{file}: {t}");
+        let last = t.trim_end().lines().last().unwrap();
+        assert!(
+            last.starts_with("error: ") && last.contains(file),
+            "{file}: {last}"
+        );
+        assert!(last.contains("damaged checkpoint"), "{file}: {last}");
+        if file != "optimizer.bin" {
+            let o = ccfm(&predict);
+            assert_eq!(o.status.code(), Some(1), "{file}: {}", text(&o));
+            assert!(text(&o).contains("damaged checkpoint"), "{}", text(&o));
+            assert!(!pred.exists());
+        }
+        std::fs::write(&path, &good).unwrap();
+    }
+    let o = ccfm(&predict);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,11 +18,13 @@
 //! A checkpoint is written into a temporary directory and renamed into place, then `latest` is
 //! replaced atomically, so a run killed at any moment leaves only complete checkpoints.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{FullPrecisionSettings, Recorder, RecorderError};
 use burn::tensor::backend::Backend;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
@@ -53,6 +55,53 @@ pub struct CheckpointState {
     pub has_ema: bool,
     /// Total loss of the last step.
     pub last_loss: f64,
+    /// Length and CRC-32 of each other file of the checkpoint, checked before it is decoded
+    /// (empty in checkpoints written before checksums were kept).
+    #[serde(default)]
+    pub files: BTreeMap<String, FileSum>,
+}
+
+/// A file's length and CRC-32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSum {
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+impl FileSum {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            bytes: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        }
+    }
+}
+
+/// Burn's bincode record format (as `BinBytesRecorder` writes it), except that bytes which do
+/// not decode are an error instead of a panic.
+#[derive(Debug, Default, Clone)]
+pub struct CheckpointRecorder;
+
+impl<B: Backend> Recorder<B> for CheckpointRecorder {
+    type Settings = FullPrecisionSettings;
+    type RecordArgs = ();
+    type RecordOutput = Vec<u8>;
+    type LoadArgs = Vec<u8>;
+
+    fn save_item<I: Serialize>(&self, item: I, _args: ()) -> Result<Vec<u8>, RecorderError> {
+        bincode::serde::encode_to_vec(item, bincode::config::standard())
+            .map_err(|e| RecorderError::Unknown(e.to_string()))
+    }
+
+    fn load_item<I: DeserializeOwned>(&self, args: &mut Vec<u8>) -> Result<I, RecorderError> {
+        // Borrowed decoding checks every length against the bytes left before allocating.
+        bincode::borrow_decode_from_slice::<bincode::serde::BorrowCompat<I>, _>(
+            args,
+            bincode::config::standard(),
+        )
+        .map(|(item, _)| item.0)
+        .map_err(|e| RecorderError::DeserializeError(e.to_string()))
+    }
 }
 
 impl CheckpointState {
@@ -74,8 +123,7 @@ impl CheckpointState {
 
 /// The record of a module as bytes.
 pub fn module_bytes<B: Backend, M: Module<B>>(module: M) -> Vec<u8> {
-    let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
-    Recorder::<B>::record(&rec, module.into_record(), ()).expect("in-memory record")
+    Recorder::<B>::record(&CheckpointRecorder, module.into_record(), ()).expect("in-memory record")
 }
 
 /// Load weights written by [`module_bytes`] into `module`.
@@ -85,13 +133,19 @@ pub fn load_module<B: Backend, M: Module<B>>(
     device: &B::Device,
     path: &Path,
 ) -> Result<M, TrainError> {
-    let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let record =
-        Recorder::<B>::load(&rec, bytes, device).map_err(|e| TrainError::Incompatible {
+    let record = Recorder::<B>::load(&CheckpointRecorder, bytes, device).map_err(|e| {
+        TrainError::Incompatible {
             path: path.to_path_buf(),
             detail: format!("the weights do not decode for this model ({e})"),
-        })?;
+        }
+    })?;
     Ok(module.load_record(record))
+}
+
+/// The lock of a run directory, released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 /// A run directory.
@@ -151,7 +205,7 @@ impl RunDir {
                 path: self.path.clone(),
                 detail: format!(
                     "checkpoints/latest names `{}`, which is missing or incomplete",
-                    name.trim()
+                    name.trim().escape_debug()
                 ),
             });
         }
@@ -184,7 +238,43 @@ impl RunDir {
         }
     }
 
-    /// Write a checkpoint atomically and keep only the newest `keep`.
+    /// Take the run's lock (`RUN/.lock`, an advisory lock held while this process lives, so a
+    /// run that crashed leaves none behind). A second `ccfm train` on the same run is refused.
+    pub fn lock(&self) -> Result<RunLock, TrainError> {
+        use std::io::Write;
+        let p = self.path.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .map_err(|e| TrainError::io(&p, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = write!(file, "{}", std::process::id());
+                Ok(RunLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&p).unwrap_or_default();
+                Err(TrainError::Run {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "is in use by another `ccfm train` (process {}); wait for it to finish \
+                         or stop it, then resume",
+                        pid.trim()
+                    ),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(TrainError::io(&p, e)),
+        }
+    }
+
+    /// Write a checkpoint atomically and keep only the newest `keep`. The files go into a
+    /// temporary directory that is renamed into place, then `latest` is replaced; a write that
+    /// fails (a full disk) removes the temporary directory and leaves the previous checkpoint
+    /// and `latest` as they were.
     pub fn write_checkpoint(
         &self,
         state: &CheckpointState,
@@ -196,22 +286,56 @@ impl RunDir {
         let name = format!("step-{:08}", state.step);
         let tmp = root.join(format!(".{name}.tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-        let mut all: Vec<(&str, Vec<u8>)> = files.to_vec();
-        all.push((
-            "state.json",
-            serde_json::to_vec_pretty(state).expect("state serialises"),
-        ));
-        for (file, bytes) in &all {
-            std::fs::write(tmp.join(file), bytes).map_err(|e| TrainError::io(tmp.join(file), e))?;
+        let written = Self::write_files(&tmp, state, files);
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
         }
         let dir = root.join(&name);
+        // A checkpoint of the same step (a resumed run that repeats it) moves aside first, so
+        // that a failed rename loses nothing.
+        let old = root.join(format!(".{name}.old{}", std::process::id()));
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+            std::fs::rename(&dir, &old).map_err(|e| TrainError::io(&dir, e))?;
         }
-        std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            let _ = std::fs::rename(&old, &dir);
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(TrainError::io(&dir, e));
+        }
+        let _ = std::fs::remove_dir_all(&old);
         ccfm_data::split::write_atomic(&root.join("latest"), name.as_bytes())?;
-        // Prune older checkpoints.
+        self.prune(keep)?;
+        Ok(dir)
+    }
+
+    /// `files` and `state.json` (with the files' checksums) into the new directory `tmp`.
+    fn write_files(
+        tmp: &Path,
+        state: &CheckpointState,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<(), TrainError> {
+        std::fs::create_dir(tmp).map_err(|e| TrainError::io(tmp, e))?;
+        let mut state = state.clone();
+        state.files = files
+            .iter()
+            .map(|(f, b)| (f.to_string(), FileSum::of(b)))
+            .collect();
+        let state_bytes = serde_json::to_vec_pretty(&state).expect("state serialises");
+        let all = files
+            .iter()
+            .map(|(f, b)| (*f, b.as_slice()))
+            .chain([("state.json", state_bytes.as_slice())]);
+        for (file, bytes) in all {
+            let p = tmp.join(file);
+            std::fs::write(&p, bytes).map_err(|e| TrainError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// Keep the newest `keep` checkpoints.
+    fn prune(&self, keep: usize) -> Result<(), TrainError> {
+        let root = self.checkpoints();
         let mut steps: Vec<String> = std::fs::read_dir(&root)
             .map_err(|e| TrainError::io(&root, e))?
             .filter_map(|e| e.ok())
@@ -223,20 +347,63 @@ impl RunDir {
         for old in steps.into_iter().take(n.saturating_sub(keep)) {
             let _ = std::fs::remove_dir_all(root.join(old));
         }
-        Ok(dir)
+        Ok(())
     }
 
+    /// The state of the checkpoint in `dir`, checked against the directory's name.
     pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
         let p = dir.join("state.json");
         let text = std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Run {
-            path: p,
+        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| TrainError::Run {
+            path: p.clone(),
             detail: format!("damaged checkpoint state: {e}"),
-        })
+        })?;
+        let named = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step-"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if named.is_some_and(|n| n != state.step) || state.step > state.steps {
+            return Err(TrainError::Run {
+                path: p,
+                detail: format!(
+                    "damaged checkpoint state: step {} of {} in directory {}",
+                    state.step,
+                    state.steps,
+                    dir.display()
+                ),
+            });
+        }
+        Ok(state)
     }
 
-    pub fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>, TrainError> {
+    /// The file `name` of the checkpoint in `dir`, checked against the length and CRC-32 that
+    /// `state` recorded for it.
+    pub fn read_file(
+        dir: &Path,
+        name: &str,
+        state: &CheckpointState,
+    ) -> Result<Vec<u8>, TrainError> {
         let p = dir.join(name);
-        std::fs::read(&p).map_err(|e| TrainError::io(&p, e))
+        let bytes = std::fs::read(&p).map_err(|e| TrainError::io(&p, e))?;
+        match state.files.get(name) {
+            Some(sum) if *sum != FileSum::of(&bytes) => Err(TrainError::Run {
+                path: p,
+                detail: format!(
+                    "damaged checkpoint file: {} bytes with CRC-32 {:08x}, state.json recorded \
+                     {} bytes with {:08x}; resume from an earlier checkpoint \
+                     (ccfm predict --checkpoint STEP) or retrain",
+                    bytes.len(),
+                    crc32fast::hash(&bytes),
+                    sum.bytes,
+                    sum.crc32
+                ),
+            }),
+            None if !state.files.is_empty() => Err(TrainError::Run {
+                path: p,
+                detail: "not listed in the checkpoint's state.json".into(),
+            }),
+            _ => Ok(bytes),
+        }
     }
 }

@@ -585,6 +585,38 @@ impl RunConfig {
                 return Err(bad(key, "must be at least 1".into()));
             }
         }
+        // Sizes far above any real run and far below what would overflow an allocation: a
+        // damaged or mistyped number is an error here, not a crash later.
+        const M: usize = 1 << 20;
+        for (key, v, max) in [
+            ("data.n_top_genes", d.n_top_genes, 1 << 22),
+            ("data.genes_per_step", d.genes_per_step, M),
+            ("data.holdout_doubles", d.holdout_doubles, 1 << 22),
+            ("data.coexpression_top_k", d.coexpression_top_k, 1 << 16),
+            ("model.d_model", m.d_model, 1 << 16),
+            ("model.nhead", m.nhead, 1024),
+            ("model.nlayers", m.nlayers, 256),
+            ("latent.bottleneck_dim", l.bottleneck_dim, 1 << 16),
+            ("latent.dh_depth", l.dh_depth, 256),
+            ("latent.norm_warmup_batches", l.norm_warmup_batches, M),
+            ("train.steps", t.steps, 1 << 40),
+            ("train.batch_size", t.batch_size, M),
+            ("train.warmup_steps", t.warmup_steps, 1 << 40),
+            ("train.val_conditions", t.val_conditions, M),
+            ("train.val_cells", t.val_cells, M),
+            ("sample.latent_time_points", s.latent_time_points, M),
+            ("sample.expr_time_points", s.expr_time_points, M),
+            ("sample.cells_per_condition", s.cells_per_condition, 1 << 24),
+            ("sample.batch_size", s.batch_size, M),
+            ("sample.n_genes", s.n_genes, 1 << 22),
+        ] {
+            if v > max {
+                return Err(bad(
+                    key,
+                    format!("{v} is more than the largest allowed ({max})"),
+                ));
+            }
+        }
         if t.batch_size < 2 {
             return Err(bad(
                 "train.batch_size",
@@ -729,6 +761,26 @@ mod tests {
         assert_eq!(c.train.optimizer, "adam");
         assert_eq!(c.train.gamma, 0.5);
         assert_eq!(c.latent.choose_latent_p, 0.4);
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_anything_is_allocated() {
+        for (set, key) in [
+            ("train.batch_size=9223372036854775807", "train.batch_size"),
+            (
+                "sample.latent_time_points=4294967296",
+                "sample.latent_time_points",
+            ),
+            ("model.nlayers=100000", "model.nlayers"),
+        ] {
+            let e = RunConfig::parse(MINIMAL, "t", &[set.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(key) && e.contains("more than the largest allowed"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -162,6 +162,7 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
         TrainOptions {
             say: &mut inner_say,
             stop_after: None,
+            stop: None,
         },
     )?;
     say(format!(

@@ -31,6 +31,21 @@ pub enum TrainError {
         detail: String,
         last_checkpoint: Option<PathBuf>,
     },
+    /// A checkpoint could not be written (a full disk, a file-size limit); the previous one
+    /// is intact and `latest` still names it.
+    #[error(
+        "could not write the checkpoint of step {step} ({source}); training stopped. {}",
+        match last_checkpoint {
+            Some(p) => format!("The previous checkpoint {} is intact: free some space, then resume with `ccfm train --resume {}`", p.display(), run.display()),
+            None => "No checkpoint was written yet: free some space and start again".into(),
+        }
+    )]
+    CheckpointWrite {
+        step: usize,
+        run: PathBuf,
+        source: Box<TrainError>,
+        last_checkpoint: Option<PathBuf>,
+    },
     /// A user request that cannot be met (e.g. an unknown condition).
     #[error("{0}")]
     Request(String),

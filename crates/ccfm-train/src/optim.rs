@@ -7,7 +7,9 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer};
 use std::collections::BTreeMap;
 
-use burn::record::{BinBytesRecorder, BurnRecord, FullPrecisionSettings, Record, Recorder};
+use burn::record::{BurnRecord, FullPrecisionSettings, Record, Recorder};
+
+use crate::checkpoint::CheckpointRecorder;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 
@@ -24,9 +26,8 @@ where
         .into_item::<FullPrecisionSettings>()
         .into_iter()
         .collect();
-    let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let item = BurnRecord::<_, B>::new::<BinBytesRecorder<FullPrecisionSettings>>(sorted);
-    Recorder::<B>::save_item(&rec, item, ()).expect("in-memory record")
+    let item = BurnRecord::<_, B>::new::<CheckpointRecorder>(sorted);
+    Recorder::<B>::save_item(&CheckpointRecorder, item, ()).expect("in-memory record")
 }
 
 /// Adam or AdamW over a module `M`.
@@ -80,7 +81,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TrainOptimizer<M, B> {
 
     /// Restore a state written by [`Self::to_bytes`] with the same optimiser kind.
     pub fn load_bytes(self, bytes: Vec<u8>, device: &B::Device) -> Result<Self, String> {
-        let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
+        let rec = CheckpointRecorder;
         Ok(match self {
             Self::Adam(o) => {
                 let r = Recorder::<B>::load(&rec, bytes, device).map_err(|e| e.to_string())?;

@@ -151,7 +151,7 @@ pub fn load_model<B: Backend>(
     let file = if ema { "ema.bin" } else { "model.bin" };
     let model = load_module(
         cfg.init::<B>(device),
-        RunDir::read_file(&dir, file)?,
+        RunDir::read_file(&dir, file, &state)?,
         device,
         &dir,
     )?;

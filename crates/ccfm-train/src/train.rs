@@ -32,6 +32,7 @@ use crate::experiment::Experiment;
 use crate::generate::{prediction_genes, validate, ValidationMetrics};
 use crate::optim::TrainOptimizer;
 use crate::schedule::LrSchedule;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a finished (or stopped) training run reports.
 #[derive(Debug, Clone)]
@@ -47,6 +48,9 @@ pub struct TrainSummary {
     pub steps_per_second: f64,
     pub validation: Option<ValidationMetrics>,
     pub checkpoint: PathBuf,
+    /// Whether the run stopped because [`TrainOptions::stop`] was raised (a checkpoint of the
+    /// last completed step was written).
+    pub interrupted: bool,
 }
 
 /// Options of one `train` call.
@@ -56,6 +60,9 @@ pub struct TrainOptions<'a> {
     /// Stop after this many completed steps, without a final checkpoint, as if killed
     /// (for tests and time-boxed jobs; `--resume` continues from the last checkpoint).
     pub stop_after: Option<usize>,
+    /// Raised from outside (the CLI's SIGINT / SIGTERM handler) to stop the run: the step in
+    /// progress completes, a checkpoint of it is written, and the run returns.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 /// The cache directory for co-expression masks: `$CCFM_CACHE_DIR`, else `~/.cache/ccfm`.
@@ -198,6 +205,8 @@ fn run<B: AutodiffBackend>(
 ) -> Result<TrainSummary, TrainError> {
     let say = opts.say;
     let started = Instant::now();
+    let stop_requested = || opts.stop.is_some_and(|f| f.load(Ordering::SeqCst));
+    let mut lock = resume.then(|| RunDir::new(out).lock()).transpose()?;
     // Everything that can fail on bad input happens before the run directory is created.
     let exp = Experiment::new(&config, &cache_dir(), say)?;
     let inner_device: burn::tensor::Device<B::InnerBackend> = device.clone();
@@ -247,9 +256,14 @@ fn run<B: AutodiffBackend>(
         if let Some(dir) = run_dir.latest()? {
             let state = RunDir::read_state(&dir)?;
             state.check_model(&model_json, &dir)?;
-            model = load_module(model, RunDir::read_file(&dir, "model.bin")?, device, &dir)?;
+            model = load_module(
+                model,
+                RunDir::read_file(&dir, "model.bin", &state)?,
+                device,
+                &dir,
+            )?;
             optim = optim
-                .load_bytes(RunDir::read_file(&dir, "optimizer.bin")?, device)
+                .load_bytes(RunDir::read_file(&dir, "optimizer.bin", &state)?, device)
                 .map_err(|e| TrainError::Incompatible {
                     path: dir.join("optimizer.bin"),
                     detail: e,
@@ -257,7 +271,7 @@ fn run<B: AutodiffBackend>(
             if let Some(e) = ema.take() {
                 ema = Some(load_module(
                     e,
-                    RunDir::read_file(&dir, "ema.bin")?,
+                    RunDir::read_file(&dir, "ema.bin", &state)?,
                     &inner_device,
                     &dir,
                 )?);
@@ -296,6 +310,7 @@ fn run<B: AutodiffBackend>(
         truncate_log(&run_dir.log(), start)?;
     } else {
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+        lock = Some(run_dir.lock()?);
         ccfm_data::split::write_atomic(&out.join(CONFIG_FILE), resolved_text.as_bytes())?;
         exp.split.write_json(&out.join("split.json"))?;
         exp.vocab
@@ -353,7 +368,12 @@ fn run<B: AutodiffBackend>(
     let mut completed = start;
     let mut validation = None;
     let o = &config.output;
+    let mut interrupted = false;
     for step in start..t.steps {
+        if stop_requested() {
+            interrupted = true;
+            break;
+        }
         let done = step + 1;
         B::seed(device, step_seed(t.seed, step));
         let b = sampler.next_batch(&exp.data);
@@ -464,7 +484,8 @@ fn run<B: AutodiffBackend>(
             ));
             validation = Some(m);
         }
-        if done % o.checkpoint_every == 0 || done == t.steps {
+        let stopping = stop_requested() && done < t.steps;
+        if done % o.checkpoint_every == 0 || done == t.steps || stopping {
             let mut files = vec![
                 ("model.bin", module_bytes::<B, _>(model.clone())),
                 ("optimizer.bin", optim.to_bytes()),
@@ -486,8 +507,26 @@ fn run<B: AutodiffBackend>(
                 model_config: model_json.clone(),
                 has_ema: ema.is_some(),
                 last_loss: loss,
+                files: Default::default(),
             };
-            last_checkpoint = Some(run_dir.write_checkpoint(&state, &files, o.keep_checkpoints)?);
+            let written = run_dir
+                .write_checkpoint(&state, &files, o.keep_checkpoints)
+                .map_err(|e| TrainError::CheckpointWrite {
+                    step: done,
+                    run: out.to_path_buf(),
+                    source: Box::new(e),
+                    last_checkpoint: last_checkpoint.clone(),
+                });
+            if written.is_err() {
+                progress.finish();
+            }
+            last_checkpoint = Some(written?);
+        }
+        if stopping {
+            progress.finish();
+            say(format!("stop requested: checkpoint of step {done} written"));
+            interrupted = true;
+            break;
         }
         if opts.stop_after == Some(done) && done < t.steps {
             progress.finish();
@@ -499,6 +538,7 @@ fn run<B: AutodiffBackend>(
     let seconds = started.elapsed().as_secs_f64();
     let trained = loop_start.elapsed().as_secs_f64();
     let checkpoint = run_dir.latest()?.unwrap_or_else(|| out.join("checkpoints"));
+    drop(lock);
     Ok(TrainSummary {
         run: out.to_path_buf(),
         steps: completed.max(start),
@@ -509,5 +549,6 @@ fn run<B: AutodiffBackend>(
         steps_per_second: (completed - start) as f64 / trained.max(1e-9),
         validation,
         checkpoint,
+        interrupted,
     })
 }

@@ -86,6 +86,7 @@ fn train(
         TrainOptions {
             say: &mut say,
             stop_after,
+            stop: None,
         },
     )
 }
@@ -123,6 +124,7 @@ fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
         TrainOptions {
             say: &mut say,
             stop_after: None,
+            stop: None,
         },
     )
     .unwrap();
@@ -368,6 +370,7 @@ fn a_checkpoint_from_another_config_is_refused() {
         TrainOptions {
             say: &mut say,
             stop_after: None,
+            stop: None,
         },
     )
     .unwrap_err();
