@@ -142,6 +142,42 @@ pub fn load_module<B: Backend, M: Module<B>>(
     Ok(module.load_record(record))
 }
 
+/// The first setting (`section.key`) in which the run's configuration `text` differs from the
+/// checkpoint's `saved` one, ignoring those that may change after training; `(file)` when
+/// `text` is not TOML.
+fn config_drift(text: &[u8], saved: &[u8]) -> Option<String> {
+    let parse = |b: &[u8]| -> Option<toml::Table> { std::str::from_utf8(b).ok()?.parse().ok() };
+    let (Some(mut now), Some(mut then)) = (parse(text), parse(saved)) else {
+        return (text != saved).then(|| "(file)".to_string());
+    };
+    for t in [&mut now, &mut then] {
+        t.remove("sample");
+        t.remove("output");
+        if let Some(toml::Value::Table(m)) = t.get_mut("model") {
+            m.remove("inference_dropout");
+        }
+    }
+    let sections: std::collections::BTreeSet<&String> = now.keys().chain(then.keys()).collect();
+    for section in sections {
+        let empty = toml::Table::new();
+        let table = |t: &toml::Table| match t.get(section.as_str()) {
+            Some(toml::Value::Table(m)) => Some(m.clone()),
+            Some(_) => None,
+            None => Some(empty.clone()),
+        };
+        let (a, b) = (table(&now), table(&then));
+        let (Some(a), Some(b)) = (a, b) else {
+            return Some(section.clone());
+        };
+        let keys: std::collections::BTreeSet<String> = a.keys().chain(b.keys()).cloned().collect();
+        let changed = keys.into_iter().find(|k| a.get(k) != b.get(k));
+        if let Some(k) = changed {
+            return Some(format!("{section}.{k}"));
+        }
+    }
+    None
+}
+
 /// The lock of a run directory, released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct RunLock {
@@ -180,8 +216,32 @@ impl RunDir {
         Ok(Self::new(path))
     }
 
+    /// The run's configuration, checked against the copy in its newest checkpoint: only the
+    /// settings of generation ([sample], model.inference_dropout) and of output ([output]) may
+    /// change after training; anything else edited or damaged in `config.toml` is refused.
     pub fn config(&self) -> Result<RunConfig, TrainError> {
-        RunConfig::read(&self.path.join(CONFIG_FILE), &[])
+        let path = self.path.join(CONFIG_FILE);
+        if let Some(dir) = self.latest()? {
+            let state = Self::read_state(&dir)?;
+            if state.files.contains_key(CONFIG_FILE) {
+                let saved = Self::read_file(&dir, CONFIG_FILE, &state)?;
+                let text = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+                if let Some(key) = config_drift(&text, &saved) {
+                    return Err(TrainError::Run {
+                        path: self.path.clone(),
+                        detail: format!(
+                            "{CONFIG_FILE}: `{key}` differs from the configuration checkpoint \
+                             {} was trained with; after training only [sample], [output] and \
+                             model.inference_dropout may change: restore it from {} or start a \
+                             new run with --config",
+                            dir.display(),
+                            dir.join(CONFIG_FILE).display()
+                        ),
+                    });
+                }
+            }
+        }
+        RunConfig::read(&path, &[])
     }
 
     pub fn checkpoints(&self) -> PathBuf {

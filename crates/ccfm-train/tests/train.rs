@@ -351,7 +351,8 @@ fn a_checkpoint_from_another_config_is_refused() {
     let mut say = quiet();
     let run = dir.join("run");
     train(cfg, &run, None).unwrap();
-    // Edit the run's config: a wider model no longer fits the weights.
+    // Edit the run's config: a wider model no longer fits the weights, and the run refuses
+    // the edit by name (only generation and output settings may change after training).
     let path = run.join("config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("d_model = 16", "d_model = 24")).unwrap();
@@ -363,7 +364,8 @@ fn a_checkpoint_from_another_config_is_refused() {
         &mut say,
     )
     .unwrap_err();
-    assert!(matches!(e, TrainError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, TrainError::Run { .. }), "{e}");
+    assert!(e.to_string().contains("`model.d_model` differs"), "{e}");
     let e = train_resume::<B>(
         &run,
         &device,
@@ -372,6 +374,25 @@ fn a_checkpoint_from_another_config_is_refused() {
             stop_after: None,
             stop: None,
         },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("`model.d_model` differs"), "{e}");
+    // Weights that belong to another model are refused too, whatever the config says.
+    std::fs::write(&path, &text).unwrap();
+    let ck = run.join("checkpoints/step-00000002");
+    let state_path = ck.join("state.json");
+    let state = std::fs::read_to_string(&state_path).unwrap();
+    std::fs::write(
+        &state_path,
+        state.replace("\"d_model\": 16", "\"d_model\": 24"),
+    )
+    .unwrap();
+    let e = predict::<B>(
+        &run,
+        &dir.join("p.h5ad"),
+        &PredictOptions::default(),
+        &device,
+        &mut say,
     )
     .unwrap_err();
     assert!(matches!(e, TrainError::Incompatible { .. }), "{e}");
