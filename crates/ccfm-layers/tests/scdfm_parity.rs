@@ -1,7 +1,8 @@
 //! Parity of every scDFM layer with the official modules, through the recorded fixtures in
 //! `../shared/fixtures/scdfm` (or `$CCFM_SCDFM_FIXTURES`): parameters are loaded from the
 //! fixture's state dict, the recorded inputs are run, and every recorded output must match
-//! to 1e-5 (max abs).
+//! to 1e-5 (max abs). Every dimension comes from the fixture's `config` and tensor shapes, so
+//! another fixture set in the same format is checked with no code change.
 
 use std::path::PathBuf;
 
@@ -64,7 +65,9 @@ fn continuous_value_encoder() {
         return;
     };
     let m = load(
-        ContinuousValueEncoderConfig::new(16).init::<B>(&dev()),
+        ContinuousValueEncoderConfig::new(f.dim("d_model"))
+            .with_max_value(f.number("max_value"))
+            .init::<B>(&dev()),
         &path,
     );
     let y = m.forward(f.float::<B, 2>("input.x", &dev()));
@@ -76,9 +79,16 @@ fn timestep_embedder() {
     let Some((f, path)) = fixture("02_timestep_embedder") else {
         return;
     };
-    let m = load(TimestepEmbedderConfig::new(16).init::<B>(&dev()), &path);
+    let freq_size = f.dim("frequency_embedding_size");
+    let m = load(
+        TimestepEmbedderConfig::new(f.dim("d_model"))
+            .with_frequency_embedding_size(freq_size)
+            .with_max_period(f.number("max_period"))
+            .init::<B>(&dev()),
+        &path,
+    );
     let t = f.float::<B, 1>("input.t_fixed", &dev());
-    let freq = timestep_frequency_embedding(t.clone(), 256, 10000.0);
+    let freq = timestep_frequency_embedding(t.clone(), freq_size, f.number("max_period"));
     assert_close(
         "frequency embedding",
         &values(freq),
@@ -100,7 +110,10 @@ fn gene_adaln() {
     let Some((f, path)) = fixture("03_gene_adaln") else {
         return;
     };
-    let m = load(GeneadaLNConfig::new(16).init::<B>(&dev()), &path);
+    let m = load(
+        GeneadaLNConfig::new(f.dim("d_model")).init::<B>(&dev()),
+        &path,
+    );
     let y = m.forward(
         f.float("input.gene_emb", &dev()),
         f.float("input.x", &dev()),
@@ -113,37 +126,54 @@ fn gene_encoder_with_coexpression_mask() {
     let Some((f, path)) = fixture("04_gene_encoder") else {
         return;
     };
-    let m = load(GeneEncoderConfig::new(26, 32).init::<B>(&dev()), &path);
+    let d = f.dim("d_model");
+    let m = load(
+        GeneEncoderConfig::new(f.dim("ntoken"), d)
+            .with_n_heads(f.dim("nhead"))
+            .init::<B>(&dev()),
+        &path,
+    );
     let mask = mask(&f);
     let ids: Tensor<B, 2, Int> = f.int("input.ids_genes", &dev());
-    let memory = m.memory(24, &dev());
+    let t = f.shape("input.ids_genes")[1];
+    let memory = m.memory(f.dim("mask_num_M"), &dev());
     assert_close("memory", &values(memory), f.f32s("output.memory"), TOL);
     let q = m.enc_norm.forward(m.embedding.forward(ids.clone()));
     assert_close("query norm", &values(q), f.f32s("output.query_norm"), TOL);
     let genes = m.forward(ids.clone(), &mask);
     assert_close("genes", &values(genes), f.f32s("output.genes"), TOL);
     // The shared (computed once) path gives each row of the batched one.
-    let row = ids.slice([0..1, 0..10]).reshape([10]);
+    let row = ids.slice([0..1, 0..t]).reshape([t]);
     let shared = values(m.forward_shared(row, &mask));
-    assert_close("genes shared", &shared, &f.f32s("output.genes")[..320], TOL);
+    assert_close(
+        "genes shared",
+        &shared,
+        &f.f32s("output.genes")[..t * d],
+        TOL,
+    );
 
     let pert = m.forward(f.int("input.ids_pert", &dev()), &mask);
     assert_close("pert", &values(pert.clone()), f.f32s("output.pert"), TOL);
-    let mean = pert.mean_dim(1).reshape([3, 32]);
+    let b = f.shape("input.ids_pert")[0];
+    let mean = pert.mean_dim(1).reshape([b, d]);
     assert_close("pert mean", &values(mean), f.f32s("output.pert_mean"), TOL);
 }
 
 #[test]
 fn diff_attention_both_modes() {
-    for (case, cross) in [
-        ("05a_diff_attn_cross", true),
-        ("05b_diff_attn_nocross", false),
-    ] {
+    for case in ["05a_diff_attn_cross", "05b_diff_attn_nocross"] {
         let Some((f, path)) = fixture(case) else {
             return;
         };
         let m = load(
-            MultiheadDiffAttnConfig::new(32, 4, 1, cross).init::<B>(&dev()),
+            MultiheadDiffAttnConfig::new(
+                f.dim("embed_dim"),
+                f.dim("num_heads"),
+                f.dim("depth"),
+                f.flag("cross"),
+            )
+            .with_rms_eps(f.number("rmsnorm_eps"))
+            .init::<B>(&dev()),
             &path,
         );
         assert_close(
@@ -163,7 +193,14 @@ fn differential_transformer_block() {
         return;
     };
     let m = load(
-        DifferentialTransformerBlockConfig::new(32, 4, 2, false).init::<B>(&dev()),
+        DifferentialTransformerBlockConfig::new(
+            f.dim("hidden_size"),
+            f.dim("num_heads"),
+            f.dim("depth"),
+            f.flag("cross"),
+        )
+        .with_mlp_ratio(f.number("mlp_ratio"))
+        .init::<B>(&dev()),
         &path,
     );
     let c = f.float::<B, 2>("input.c", &dev());
@@ -182,8 +219,13 @@ fn diff_perceiver_block() {
     let Some((f, path)) = fixture("06b_diff_perceiver_block") else {
         return;
     };
+    // The block's two attentions are built with cross = true (self) and false (cross), as
+    // the official DiffPerceiverBlock does; the fixture records which.
+    assert!(f.flag("diff_self_attn_cross") && !f.flag("diff_cross_attn_cross"));
     let m = load(
-        DiffPerceiverBlockConfig::new(32, 4, 3).init::<B>(&dev()),
+        DiffPerceiverBlockConfig::new(f.dim("hidden_size"), f.dim("num_heads"), f.dim("depth"))
+            .with_mlp_ratio(f.number("mlp_ratio"))
+            .init::<B>(&dev()),
         &path,
     );
     let (out, mid) = m.forward_with_intermediate(
@@ -200,22 +242,25 @@ fn expr_decoder() {
     let Some((f, path)) = fixture("07_expr_decoder") else {
         return;
     };
-    let m = load(ExprDecoderConfig::new(32).init::<B>(&dev()), &path);
+    let m = load(
+        ExprDecoderConfig::new(f.dim("d_model")).init::<B>(&dev()),
+        &path,
+    );
     let y = m.forward(f.float("input.x", &dev()));
     assert_close("decoder", &values(y), f.f32s("output.pred"), TOL);
 }
 
 #[test]
 fn loading_reports_missing_parameters_by_name() {
-    let Some((_, path)) = fixture("07_expr_decoder") else {
+    let Some((f, path)) = fixture("07_expr_decoder") else {
         return;
     };
     // A decoder of another width: every weight mismatches in shape.
-    let mut m = ExprDecoderConfig::new(16).init::<B>(&dev());
+    let mut m = ExprDecoderConfig::new(f.dim("d_model") + 8).init::<B>(&dev());
     let err = load_scdfm_safetensors(&mut m, &path, "param.").unwrap_err();
     assert!(err.to_string().contains("fc_0.weight"), "{err}");
     // A module whose keys are absent from the file.
-    let mut m = GeneadaLNConfig::new(32).init::<B>(&dev());
+    let mut m = GeneadaLNConfig::new(f.dim("d_model")).init::<B>(&dev());
     let err = load_scdfm_safetensors(&mut m, &path, "param.").unwrap_err();
     assert!(matches!(err, LoadError::Missing { .. }), "{err}");
     assert!(

@@ -37,16 +37,41 @@ struct Case<Bk: Backend> {
     pert: Tensor<Bk, 2, Int>,
 }
 
-/// The fixture model (ntoken 26, d 32, 4 heads, 4 layers) with its parameters loaded.
+/// The model settings a fixture was recorded with: its own `config`, or, for the cases that
+/// reuse the model of 08a ("same as 08a_model_crisper": 09, 11), those of 08a in the same set.
 /// Dropout is set to 0: the fixtures were recorded in eval mode, and Burn applies dropout on
 /// autodiff backends.
-fn case<Bk: Backend>(f: &Fixture, path: &std::path::Path, kind: PerturbationKind) -> Case<Bk> {
-    let device = Default::default();
-    let mut model = CascadedFlowModelConfig::new(26, kind)
-        .with_d_model(32)
-        .with_nhead(4)
+fn model_config(f: &Fixture) -> CascadedFlowModelConfig {
+    let own = !f.json["config"]["ntoken"].is_null();
+    let src = if own {
+        f.clone()
+    } else {
+        let model = f.json["config"]["model"].as_str().unwrap_or_default();
+        assert!(
+            model.contains("08a_model_crisper"),
+            "{}: config.model = {model:?}",
+            f.case
+        );
+        Fixture::load(&scdfm_fixture_dir(), "08a_model_crisper")
+    };
+    let kind = match src.text("perturbation_function") {
+        "crisper" => PerturbationKind::Crispr,
+        "drug" => PerturbationKind::Drug,
+        other => panic!("{}: unknown perturbation_function {other:?}", src.case),
+    };
+    // The official GeneEncoder always has 8 heads; so does ours.
+    assert_eq!(src.dim("nhead_gene_encoder"), 8, "{}", src.case);
+    CascadedFlowModelConfig::new(src.dim("ntoken"), kind)
+        .with_d_model(src.dim("d_model"))
+        .with_nhead(src.dim("nhead_blocks"))
+        .with_nlayers(src.dim("nlayers"))
         .with_dropout(0.0)
-        .init::<Bk>(&device);
+}
+
+/// The fixture's model with its parameters loaded, and its inputs.
+fn case<Bk: Backend>(f: &Fixture, path: &std::path::Path) -> Case<Bk> {
+    let device = Default::default();
+    let mut model = model_config(f).init::<Bk>(&device);
     let report = load_scdfm_safetensors(&mut model, path, "param.").unwrap();
     let unused_params: Vec<&String> = report
         .unused
@@ -73,11 +98,11 @@ fn case<Bk: Backend>(f: &Fixture, path: &std::path::Path, kind: PerturbationKind
     }
 }
 
-fn forward_matches(case_name: &str, kind: PerturbationKind) {
+fn forward_matches(case_name: &str) {
     let Some((f, path)) = fixture(case_name) else {
         return;
     };
-    let c = case::<B>(&f, &path, kind);
+    let c = case::<B>(&f, &path);
     let device = Default::default();
     let mut trace = ModelTrace::default();
     let (v, no_latent) = c.model.forward_traced(
@@ -127,12 +152,12 @@ fn forward_matches(case_name: &str, kind: PerturbationKind) {
 
 #[test]
 fn crispr_model_forward_matches_scdfm() {
-    forward_matches("08a_model_crisper", PerturbationKind::Crispr);
+    forward_matches("08a_model_crisper");
 }
 
 #[test]
 fn drug_model_forward_matches_scdfm() {
-    forward_matches("08b_model_drug", PerturbationKind::Drug);
+    forward_matches("08b_model_drug");
 }
 
 #[test]
@@ -140,7 +165,7 @@ fn rk4_integration_of_the_model_matches_torchdiffeq() {
     let Some((f, path)) = fixture("09_odeint_rk4") else {
         return;
     };
-    let c = case::<B>(&f, &path, PerturbationKind::Crispr);
+    let c = case::<B>(&f, &path);
     let device = Default::default();
     let grid: Vec<f64> = f.f32s("input.t_grid").iter().map(|&t| t as f64).collect();
     let grid = TimeGrid::new(grid).unwrap();
@@ -239,7 +264,7 @@ fn training_loss_and_every_gradient_match_scdfm() {
     let Some((f, path)) = fixture("11_train_loss_grad") else {
         return;
     };
-    let c = case::<AD>(&f, &path, PerturbationKind::Crispr);
+    let c = case::<AD>(&f, &path);
     let device = Default::default();
     let pathp = AffineProbPath::new(CondOt);
     let x1: Tensor<AD, 2> = f.float("input.x1", &device);
@@ -273,7 +298,7 @@ fn training_loss_and_every_gradient_match_scdfm() {
     let sigmas: Vec<f32> = sig.sigmas.iter().map(|&s| s as f32).collect();
     assert_close("sigmas", &sigmas, f.f32s("output.sigmas"), TOL);
     let mmd = mmd2_unbiased_multi_sigma(x1_hat, x1, &sig.sigmas).unwrap();
-    let loss = loss_fm.clone() + mmd.clone().mul_scalar(0.5);
+    let loss = loss_fm.clone() + mmd.clone().mul_scalar(f.number("gamma"));
     assert_close("loss_fm", &values(loss_fm), f.f32s("output.loss_fm"), TOL);
     assert_close("mmd2", &values(mmd), f.f32s("output.mmd2"), TOL);
     assert_close("loss", &values(loss.clone()), f.f32s("output.loss"), TOL);

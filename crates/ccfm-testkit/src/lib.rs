@@ -140,6 +140,47 @@ impl Fixture {
         self.tensors.contains_key(name)
     }
 
+    /// The value at `key` of the JSON's `config` (the settings the official module was built
+    /// with), so that a parity test takes every dimension from the fixture it reads.
+    pub fn config(&self, key: &str) -> &serde_json::Value {
+        let v = &self.json["config"][key];
+        assert!(
+            !v.is_null(),
+            "fixture {}: its JSON has no config.{key}",
+            self.case
+        );
+        v
+    }
+
+    /// `config.<key>` as a size.
+    pub fn dim(&self, key: &str) -> usize {
+        self.config(key)
+            .as_u64()
+            .unwrap_or_else(|| panic!("fixture {}: config.{key} is not a size", self.case))
+            as usize
+    }
+
+    /// `config.<key>` as a number.
+    pub fn number(&self, key: &str) -> f64 {
+        self.config(key)
+            .as_f64()
+            .unwrap_or_else(|| panic!("fixture {}: config.{key} is not a number", self.case))
+    }
+
+    /// `config.<key>` as a flag.
+    pub fn flag(&self, key: &str) -> bool {
+        self.config(key)
+            .as_bool()
+            .unwrap_or_else(|| panic!("fixture {}: config.{key} is not true/false", self.case))
+    }
+
+    /// `config.<key>` as text.
+    pub fn text(&self, key: &str) -> &str {
+        self.config(key)
+            .as_str()
+            .unwrap_or_else(|| panic!("fixture {}: config.{key} is not text", self.case))
+    }
+
     pub fn shape(&self, name: &str) -> &[usize] {
         &self.get(name).0
     }
