@@ -290,6 +290,14 @@ impl Experiment {
                         "`{n}` is the control; name perturbations (e.g. A+B)"
                     )));
                 }
+                let slots = c.slots().len();
+                if c.tokens.len() > slots {
+                    return Err(TrainError::Request(format!(
+                        "`{n}` names {} perturbations; the model takes at most {slots} per \
+                         condition (A or A+B)",
+                        c.tokens.len()
+                    )));
+                }
                 self.pert_ids(&c)?;
                 Ok(c)
             })

@@ -287,19 +287,24 @@ fn run<B: AutodiffBackend>(
                 seed: state.sampler_seed,
                 word_pos: position,
             });
-            if let (Some(x), Some(stats)) = (extractor.as_mut(), &state.extractor_stats) {
-                x.stats =
-                    ccfm_scgpt::FeatureStats::from_json(stats).ok_or_else(|| TrainError::Run {
-                        path: dir.clone(),
-                        detail: "damaged extractor statistics".into(),
-                    })?;
-                if let Some(p) = state
+            if let Some(x) = extractor.as_mut() {
+                // Both are needed for an exact resume; a CCFM checkpoint always has them.
+                let damaged = |what: &str| TrainError::Run {
+                    path: dir.join("state.json"),
+                    detail: format!("damaged checkpoint state: {what}"),
+                };
+                let stats = state
+                    .extractor_stats
+                    .as_ref()
+                    .ok_or_else(|| damaged("no extractor statistics"))?;
+                x.stats = ccfm_scgpt::FeatureStats::from_json(stats)
+                    .ok_or_else(|| damaged("unreadable extractor statistics"))?;
+                let position = state
                     .extractor_position
                     .as_ref()
                     .and_then(|p| p.parse().ok())
-                {
-                    x.set_rng_position(p);
-                }
+                    .ok_or_else(|| damaged("no readable extractor_position"))?;
+                x.set_rng_position(position);
             }
             start = state.step;
             say(format!("resuming from {} (step {start})", dir.display()));
