@@ -1,8 +1,8 @@
 //! The run configuration: one TOML file with the sections `[data]`, `[model]`, `[latent]`,
 //! `[train]`, `[sample]` and `[output]`.
 //!
-//! Every field has a default (the reference settings of the plan's `CascadedFlowConfig` and
-//! architecture §4); a file only states what differs. Unknown sections and keys are errors that
+//! Every field has a default (the reference settings of scDFM and of CCFM's latent stream, listed
+//! in docs/training.md); a file only states what differs. Unknown sections and keys are errors that
 //! name the closest valid key. `section.key=value` overrides (the CLI's `--set`) are applied to
 //! the parsed TOML before it is checked, so they obey the same rules. The resolved config
 //! (every field, paths made absolute) is what a run directory stores.
@@ -91,7 +91,7 @@ pub struct ModelSection {
     pub nlayers: usize,
     pub dropout: f64,
     pub mlp_ratio: f64,
-    /// velocity (scDFM, the plan) | data (Latent Forcing's x-prediction).
+    /// velocity (scDFM) | data (Latent Forcing's x-prediction).
     pub prediction: String,
     /// Divisor clamp of data prediction.
     pub min_sigma: f64,
@@ -704,6 +704,34 @@ impl RunConfig {
                 return Err(bad(key, format!("{v} must be at least 2")));
             }
         }
+        // The libraries' own checks of the objective, here so that they fail before any file
+        // is read (they used to surface only after the data had been loaded).
+        let d = self.denoiser();
+        for (section, sampler) in [("train", &d.times.expr), ("latent", &d.times.latent)] {
+            sampler.validate().map_err(|e| match e {
+                ccfm_flow::FlowError::InvalidParameter {
+                    name,
+                    value,
+                    expected,
+                } => bad(
+                    &format!("{section}.time_{name}"),
+                    format!("{value}: {expected}"),
+                ),
+                other => bad(&format!("{section}.time_sampler"), other.to_string()),
+            })?;
+        }
+        d.validate().map_err(|e| match e {
+            ccfm_model::ModelError::Config { name, detail } => {
+                let key = match name {
+                    "min_sigma" => "model.min_sigma",
+                    "gamma" => "train.gamma",
+                    "latent_weight" => "latent.latent_weight",
+                    other => other,
+                };
+                bad(key, detail)
+            }
+            other => bad("(objective)", other.to_string()),
+        })?;
         Ok(())
     }
 
@@ -761,6 +789,26 @@ mod tests {
         assert_eq!(c.train.optimizer, "adam");
         assert_eq!(c.train.gamma, 0.5);
         assert_eq!(c.latent.choose_latent_p, 0.4);
+    }
+
+    #[test]
+    fn objective_settings_are_checked_when_the_config_is_read() {
+        for (set, key) in [
+            ("model.min_sigma=0", "model.min_sigma"),
+            ("model.min_sigma=1.5", "model.min_sigma"),
+            ("train.time_std=-1", "train.time_std"),
+            ("latent.time_std=0", "latent.time_std"),
+        ] {
+            let sampler = if set.starts_with("latent") {
+                "latent.time_sampler=\"logit_normal\""
+            } else {
+                "train.time_sampler=\"logit_normal\""
+            };
+            let e = RunConfig::parse(MINIMAL, "t", &[set.to_string(), sampler.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("`{key}`")), "{set}: {e}");
+        }
     }
 
     #[test]
