@@ -1,4 +1,4 @@
-//! Synthetic perturbation data with a known ground truth (spec: peers-metrics-data.md §4).
+//! Synthetic perturbation data with a known ground truth (docs/data.md).
 //!
 //! **Norman-like** (CRISPRa, GEARS schema): genes with baseline log-means `μ_g ~ N(−1, 1.5)` and
 //! dispersions `θ_g ~ Gamma(2, 1) + 0.1`; library sizes `L_c ~ LogNormal(ln 5000, 0.35)`; three

@@ -505,7 +505,9 @@ pub fn cellflow_e_distance(x: &[f32], a: &[usize], y: &[f32], b: &[usize], g: us
         .sum::<f64>()
 }
 
-/// CellFlow's kernels: γ in {2, 1, 0.5, 0.1, 0.01, 0.005}.
+/// CellFlow's kernels: γ in {2, 1, 0.5, 0.1, 0.01, 0.005}. The same list as
+/// `ccfm_flow::CELLFLOW_GAMMAS` (the training loss's), kept here so that evaluation needs no
+/// tensor backend; `tests/distribution.rs` checks that the two agree.
 pub const MMD_GAMMAS: [f64; 6] = [2.0, 1.0, 0.5, 0.1, 0.01, 0.005];
 
 /// CellFlow's scalar MMD: the mean over γ of the biased (diagonals included) MMD² with

@@ -24,6 +24,11 @@ fn mmd_equals_the_tensor_implementation() {
     let dev = Default::default();
     let tx = Tensor::<Flex, 2>::from_data(TensorData::new(x.clone(), [m, g]), &dev);
     let ty = Tensor::<Flex, 2>::from_data(TensorData::new(y.clone(), [n, g]), &dev);
+    assert_eq!(
+        MMD_GAMMAS,
+        ccfm_flow::CELLFLOW_GAMMAS,
+        "one list of kernels"
+    );
     let theirs: f32 = ccfm_flow::mmd::rbf_mmd(tx, ty, &MMD_GAMMAS)
         .unwrap()
         .into_data()

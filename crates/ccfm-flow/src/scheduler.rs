@@ -20,7 +20,7 @@ pub trait Scheduler {
 }
 
 /// Conditional optimal transport (rectified flow): `alpha_t = t`, `sigma_t = 1 - t`.
-/// This is the scheduler of scDFM and of the CCFM plan.
+/// This is the scheduler of scDFM and of CCFM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CondOt;
 

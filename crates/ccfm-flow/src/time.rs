@@ -9,7 +9,7 @@ use crate::FlowError;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimeSampler {
-    /// `t ~ U(0, 1)` (scDFM and the CCFM plan).
+    /// `t ~ U(0, 1)` (scDFM, and CCFM's default).
     #[default]
     Uniform,
     /// `t = sigmoid(n)`, `n ~ N(mean, std^2)` (Latent Forcing: expression -0.4/0.8, latent -1.2/1.0).
@@ -63,11 +63,16 @@ pub struct CascadedTimes<B: Backend> {
     pub w_expr: Tensor<B, 1>,
     /// 1 on latent samples, 0 on expression samples.
     pub w_latent: Tensor<B, 1>,
-    /// True where the sample trains the latent stream.
-    pub latent_mask: Tensor<B, 1, Bool>,
 }
 
-/// The cascaded sampler of the CCFM plan (Latent Forcing's `dino_first_cascaded` modes).
+impl<B: Backend> CascadedTimes<B> {
+    /// True where the sample trains the latent stream (`w_latent == 1`).
+    pub fn latent_mask(&self) -> Tensor<B, 1, Bool> {
+        self.w_latent.clone().greater_elem(0.5)
+    }
+}
+
+/// CCFM's cascaded sampler (Latent Forcing's `dino_first_cascaded` modes).
 ///
 /// Each sample is a *latent sample* with probability `choose_latent_p`: its latent time is drawn
 /// from `latent`, its expression time is 0 (the expression input is pure noise) and only the
@@ -83,7 +88,7 @@ pub struct CascadedTimeSampler {
 }
 
 impl Default for CascadedTimeSampler {
-    /// The plan's defaults: p = 0.4, uniform times, clean latent on expression samples.
+    /// CCFM's defaults: p = 0.4, uniform times, clean latent on expression samples.
     fn default() -> Self {
         Self {
             choose_latent_p: 0.4,
@@ -132,14 +137,13 @@ impl CascadedTimeSampler {
         };
         let t_latent = t_latent_cond.mask_where(latent_mask.clone(), t_latent_draw);
         let t_expr = t_expr_draw.mask_fill(latent_mask.clone(), 0.0);
-        let w_latent = latent_mask.clone().float();
+        let w_latent = latent_mask.float();
         let w_expr = w_latent.ones_like() - w_latent.clone();
         CascadedTimes {
             t_expr,
             t_latent,
             w_expr,
             w_latent,
-            latent_mask,
         }
     }
 }

@@ -12,13 +12,13 @@ fn cascaded_sampler_splits_batch_into_latent_and_expression_samples() {
     let n = 20_000;
     let s = CascadedTimeSampler::default();
     let out = s.sample::<B>(n, &device);
+    let mask: Vec<bool> = out.latent_mask().into_data().to_vec::<bool>().unwrap();
     let (te, tl, we, wl) = (
         values(out.t_expr),
         values(out.t_latent),
         values(out.w_expr),
         values(out.w_latent),
     );
-    let mask: Vec<bool> = out.latent_mask.into_data().to_vec::<bool>().unwrap();
     let mut latent = 0usize;
     for i in 0..n {
         assert_eq!(we[i] + wl[i], 1.0, "weights are complementary");
@@ -57,8 +57,8 @@ fn noised_latent_mode_draws_latent_time_in_range() {
         ..Default::default()
     };
     let out = s.sample::<B>(5000, &device);
+    let mask: Vec<bool> = out.latent_mask().into_data().to_vec::<bool>().unwrap();
     let tl = values(out.t_latent);
-    let mask: Vec<bool> = out.latent_mask.into_data().to_vec::<bool>().unwrap();
     let expr: Vec<f32> = (0..5000).filter(|&i| !mask[i]).map(|i| tl[i]).collect();
     assert!(expr.iter().all(|&t| (0.75..=1.0).contains(&t)));
     let mean = expr.iter().map(|&t| t as f64).sum::<f64>() / expr.len() as f64;
@@ -76,7 +76,7 @@ fn extreme_probabilities_give_single_kind_batches() {
         };
         let m: Vec<bool> = s
             .sample::<B>(500, &device)
-            .latent_mask
+            .latent_mask()
             .into_data()
             .to_vec()
             .unwrap();

@@ -197,7 +197,7 @@ impl<B: Backend> GeneEncoder<B> {
     }
 
     /// `ids (B, T)` to `(B, T, d)`. As in scDFM, the mask rows of **every** batch row come from
-    /// `ids[0]`. Without a mask the memory is fully visible over `mask_size` tokens.
+    /// `ids[0]`; the memory holds all `mask.size()` vocabulary tokens.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: &CoexpressionMask<B>) -> Tensor<B, 3> {
         let device = ids.device();
         let [_, t] = ids.dims();

@@ -1,10 +1,10 @@
 //! The latent stream of CCFM (new; not in scDFM): embedding the per-gene scGPT features into
 //! the token stream and decoding the latent velocity back out.
 //!
-//! Layout follows the plan (`LatentEmbedder.proj`, `LatentDecoder.dh_blocks` / `.final`),
+//! Checkpoint names: `LatentEmbedder.proj`, `LatentDecoder.dh_blocks` / `.final` (docs/model.md),
 //! with `nn.Sequential` positions as `name_N` fields.
 
-// Field names mirror the plan's module names (`adaLN_modulation`).
+// Field names mirror the checkpoint's module names (`adaLN_modulation`, as in scDFM).
 #![allow(non_snake_case)]
 
 use burn::config::Config;

@@ -37,7 +37,7 @@ pub struct CascadedFlowModelConfig {
     pub latent: Option<LatentStreamConfig>,
 }
 
-/// The latent stream of CCFM (architecture §4).
+/// The latent stream of CCFM (docs/model.md).
 #[derive(Config, Debug)]
 pub struct LatentStreamConfig {
     /// Width of the per-gene scGPT features.

@@ -25,7 +25,7 @@ use crate::model::{CascadedFlowModel, LatentInput};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Prediction {
-    /// The velocity `x1 - x0` (scDFM and the plan).
+    /// The velocity `x1 - x0` (scDFM).
     #[default]
     Velocity,
     /// The clean target `x1` (Latent Forcing); the loss is on the implied velocity
@@ -250,7 +250,10 @@ impl CascadedDenoiser {
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .map_err(|e| ModelError::Shape(format!("{e:?}")))?
+            .map_err(|e| ModelError::ReadBack {
+                what: "the expression-sample weights",
+                detail: format!("{e:?}"),
+            })?
             .iter()
             .enumerate()
             .filter(|(_, &w)| w > 0.5)

@@ -13,6 +13,9 @@ pub enum ModelError {
     /// Inputs whose shapes do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A tensor could not be read back from the device (a backend failure, not bad input).
+    #[error("reading {what} back from the device: {detail}")]
+    ReadBack { what: &'static str, detail: String },
     /// A setting out of range.
     #[error("invalid setting `{name}`: {detail}")]
     Config { name: &'static str, detail: String },

@@ -1,4 +1,5 @@
-//! `FrozenScGPTExtractor` (plan §1.3–1.4): the latent CCFM learns to generate.
+//! `FrozenScGPTExtractor`: the per-gene scGPT features CCFM's latent stream learns to generate
+//! (see docs/scgpt.md).
 //!
 //! The model's genes are mapped to scGPT vocabulary ids once (genes outside the vocabulary
 //! never become tokens). For a batch of expression values `(B, T)` over `T` of the model's
@@ -20,7 +21,7 @@ use crate::checkpoint::ScgptModel;
 use crate::embed::{run_encoder, tokenize, TokenizeOptions};
 use crate::error::ScgptError;
 
-/// Extractor settings (plan §4 `CascadedFlowConfig`).
+/// Extractor settings (the `[latent]` section of the run configuration, docs/training.md).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExtractorConfig {
     /// Batches whose features build the running statistics before they freeze.

@@ -4,7 +4,8 @@
 //! `embed_data`'s tokenisation and embedding ([`embed`]), and the `FrozenScGPTExtractor`
 //! that turns expression into CCFM's normalised per-gene latent ([`extractor`]).
 //!
-//! Spec: `../shared/spec/scgpt.md`. Parity: `tools/gen_scgpt_fixture.py` (scgpt 0.2.4) ->
+//! Reference: bowang-lab/scGPT (`scgpt/model/model.py`, `scgpt/tasks/cell_emb.py`); docs/scgpt.md.
+//! Parity: `tools/gen_scgpt_fixture.py` (scgpt 0.2.4) ->
 //! `tests/fixtures/scgpt/`.
 
 pub mod binning;

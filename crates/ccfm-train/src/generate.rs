@@ -60,7 +60,10 @@ pub fn generate_condition<B: Backend>(
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .map_err(|e| TrainError::Request(format!("reading generated cells: {e:?}")))?;
+            .map_err(|e| ccfm_model::ModelError::ReadBack {
+                what: "generated cells",
+                detail: format!("{e:?}"),
+            })?;
         out.extend(v);
     }
     Ok(out)
