@@ -1,6 +1,5 @@
 //! `ccfm train`, `ccfm predict` and `ccfm demo`: argument handling around `ccfm-train`.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use ccfm_train::{
     TrainOptions,
 };
 
+use crate::args::{DemoArgs, PredictArgs, ReportArgs, TrainArgs};
 use crate::backend::{self, SelectedAutodiff};
 use crate::progress;
 
@@ -17,14 +17,14 @@ fn say(line: String) {
     eprintln!("{line}");
 }
 
-pub fn train(
-    config: Option<PathBuf>,
-    out: Option<PathBuf>,
-    resume: Option<PathBuf>,
-    set: Vec<String>,
-    stop_after: Option<usize>,
-    device: Option<usize>,
-) -> Result<(), String> {
+pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
+    let TrainArgs {
+        config,
+        out,
+        resume,
+        set,
+        stop_after,
+    } = a;
     let device = backend::device(device)?;
     let mut say = say;
     let (stop, signal) = stop_on_signals()?;
@@ -120,12 +120,16 @@ fn signal_name(sig: usize) -> &'static str {
     }
 }
 
-pub fn predict(
-    run: &Path,
-    out: &Path,
-    opts: ccfm_train::PredictOptions,
-    device: Option<usize>,
-) -> Result<(), String> {
+pub fn predict(a: &PredictArgs, device: Option<usize>) -> Result<(), String> {
+    let (run, out) = (a.run.as_path(), a.out.as_path());
+    let opts = ccfm_train::PredictOptions {
+        conditions: a.conditions.clone(),
+        controls: a.controls.clone(),
+        cells_per_condition: a.cells_per_condition,
+        checkpoint: Some(a.checkpoint.clone()),
+        use_ema: a.no_ema.then_some(false),
+        seed: a.seed,
+    };
     let device = backend::device(device)?;
     let bar = progress::Shared::new("predicting", "conditions");
     let s = predict_run::<SelectedAutodiff>(
@@ -157,7 +161,8 @@ pub fn predict(
     Ok(())
 }
 
-pub fn demo(out: &Path, seed: u64, set: Vec<String>, device: Option<usize>) -> Result<(), String> {
+pub fn demo(a: &DemoArgs, device: Option<usize>) -> Result<(), String> {
+    let (out, seed, set) = (a.out.as_path(), a.seed, a.set.clone());
     let device = backend::device(device)?;
     eprintln!("ccfm demo {} -> {}", backend::version(), out.display());
     let mut say = say;
@@ -196,12 +201,8 @@ pub fn demo(out: &Path, seed: u64, set: Vec<String>, device: Option<usize>) -> R
     Ok(())
 }
 
-pub fn report(
-    runs: &[PathBuf],
-    out: &Path,
-    seed: u64,
-    device: Option<usize>,
-) -> Result<(), String> {
+pub fn report(a: &ReportArgs, device: Option<usize>) -> Result<(), String> {
+    let (runs, out, seed) = (a.runs.as_slice(), a.out.as_path(), a.seed);
     let device = backend::device(device)?;
     let mut say = say;
     let s = report_runs::<SelectedAutodiff>(runs, out, seed, &device, &mut say)
