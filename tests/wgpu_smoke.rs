@@ -17,7 +17,7 @@ use ccfm::flow::{
 use ccfm::layers::CoexpressionMask;
 use ccfm::model::{
     CascadedDenoiser, CascadedFlowModel, CascadedFlowModelConfig, DenoiserConfig, LatentInput,
-    LatentStreamConfig, PerturbationKind, TrainBatch,
+    LatentStreamConfig, PerturbationKind, SamplerConfig, TrainBatch,
 };
 use ccfm_testkit::{assert_close, values};
 
@@ -223,8 +223,11 @@ fn tiny_ccfm_model_agrees_with_cpu_and_trains_and_generates_on_wgpu() {
         z_target: Some(i.z.clone()),
     };
     let den = CascadedDenoiser::new(DenoiserConfig {
-        latent_time_points: 3,
-        expr_time_points: 3,
+        sampler: SamplerConfig {
+            latent_time_points: 3,
+            expr_time_points: 3,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .unwrap();

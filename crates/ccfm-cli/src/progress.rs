@@ -125,6 +125,67 @@ impl Shared {
     }
 }
 
+/// The observer of `ccfm train`: a one-line bar redrawn at most every 200 ms (when
+/// `output.progress` asks for one), or, without a bar, the log lines of [`TrainEvent::line`].
+pub struct TrainBar {
+    on: bool,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl TrainBar {
+    pub fn new() -> Self {
+        Self {
+            on: false,
+            last: None,
+            drawn: false,
+        }
+    }
+
+    /// Show one event.
+    pub fn observe(&mut self, event: &ccfm_train::TrainEvent) {
+        use ccfm_train::config::Progress;
+        use ccfm_train::TrainEvent;
+        match event {
+            TrainEvent::Started { progress, .. } => {
+                self.on = match progress {
+                    Progress::Always => true,
+                    Progress::Never => false,
+                    Progress::Auto => std::io::stderr().is_terminal(),
+                }
+            }
+            TrainEvent::Step(s) if self.on => {
+                self.draw(&s.progress_line(), s.step == s.total_steps)
+            }
+            other => {
+                if let Some(line) = other.line() {
+                    self.clear();
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+
+    fn draw(&mut self, line: &str, force: bool) {
+        let due = self.last.is_none_or(|t| t.elapsed().as_millis() >= 200);
+        if !due && !force {
+            return;
+        }
+        self.last = Some(Instant::now());
+        eprint!("\r\x1b[2K{line}");
+        let _ = std::io::stderr().flush();
+        self.drawn = true;
+    }
+
+    /// End the bar's line before other output.
+    pub fn clear(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::line;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ccfm_train::demo::{run_demo, DemoOptions};
 use ccfm_train::{
     predict_with_progress as predict_run, report_runs, train_new, train_resume, RunConfig,
-    TrainOptions,
+    TrainEvent, TrainOptions,
 };
 
 use crate::args::{DemoArgs, PredictArgs, ReportArgs, TrainArgs};
@@ -26,10 +26,11 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
         stop_after,
     } = a;
     let device = backend::device(device)?;
-    let mut say = say;
+    let mut bar = progress::TrainBar::new();
+    let mut observer = |e: &TrainEvent| bar.observe(e);
     let (stop, signal) = stop_on_signals()?;
     let opts = TrainOptions {
-        say: &mut say,
+        observer: &mut observer,
         stop_after,
         stop: Some(&stop),
     };
@@ -49,8 +50,9 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
             train_new::<SelectedAutodiff>(cfg, &out, &device, opts)
         }
         _ => return Err("give --config and --out, or --resume RUN".into()),
-    }
-    .map_err(|e| e.to_string())?;
+    };
+    bar.clear();
+    let summary = summary.map_err(|e| e.to_string())?;
     if summary.interrupted {
         let sig = signal.load(Ordering::SeqCst);
         eprintln!(

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::FlowError;
 
-/// A one-step method.
+/// A one-step method. Its name (configs, command line, serde) is the `snake_case` variant name,
+/// except the 3/8-rule RK4, which is called after the library scDFM runs it with:
+/// `torchdiffeq_rk4` (also accepted: `rk4_three_eighths`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OdeMethod {
@@ -18,6 +20,7 @@ pub enum OdeMethod {
     /// Classic fourth-order Runge–Kutta (weights 1/6, 1/3, 1/3, 1/6).
     Rk4,
     /// The 3/8-rule Runge–Kutta that torchdiffeq runs for `method="rk4"`, and so scDFM.
+    #[serde(rename = "torchdiffeq_rk4", alias = "rk4_three_eighths")]
     Rk4ThreeEighths,
 }
 
@@ -31,16 +34,31 @@ impl OdeMethod {
         }
     }
 
-    /// Parse the names used in configs and on the command line.
+    /// Every method, in the order of [`Self::NAMES`].
+    pub const ALL: [Self; 5] = [
+        Self::Euler,
+        Self::Midpoint,
+        Self::Heun,
+        Self::Rk4,
+        Self::Rk4ThreeEighths,
+    ];
+    /// The names of [`Self::ALL`], as configs and serde spell them.
+    pub const NAMES: [&'static str; 5] = ["euler", "midpoint", "heun", "rk4", "torchdiffeq_rk4"];
+
+    /// The method's name (as serde writes it).
+    pub fn name(self) -> &'static str {
+        Self::NAMES[Self::ALL.iter().position(|&m| m == self).unwrap_or(0)]
+    }
+
+    /// Parse a name as serde does (the names of [`Self::NAMES`], or `rk4_three_eighths`).
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "euler" => Self::Euler,
-            "midpoint" => Self::Midpoint,
-            "heun" => Self::Heun,
-            "rk4" => Self::Rk4,
-            "rk4_three_eighths" | "rk4_38" | "torchdiffeq_rk4" => Self::Rk4ThreeEighths,
-            _ => return None,
-        })
+        if name == "rk4_three_eighths" {
+            return Some(Self::Rk4ThreeEighths);
+        }
+        Self::NAMES
+            .iter()
+            .position(|&n| n == name)
+            .map(|i| Self::ALL[i])
     }
 }
 

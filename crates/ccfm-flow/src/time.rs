@@ -7,7 +7,7 @@ use crate::FlowError;
 
 /// How one stream draws its training times in `[0, 1]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TimeSampler {
     /// `t ~ U(0, 1)` (scDFM, and CCFM's default).
     #[default]
@@ -80,6 +80,7 @@ impl<B: Backend> CascadedTimes<B> {
 /// `expr`, its latent is clean (`t_latent = 1`) when `latent_noise_min = 1`, or lightly noised,
 /// `t_latent ~ U(latent_noise_min, 1)`, and only the expression loss counts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CascadedTimeSampler {
     pub choose_latent_p: f64,
     pub expr: TimeSampler,

@@ -128,6 +128,17 @@ fn method_names_parse() {
     );
     assert_eq!(OdeMethod::from_name("heun"), Some(OdeMethod::Heun));
     assert_eq!(OdeMethod::from_name("dopri5"), None);
+    // One spelling everywhere: serde reads and writes the same names as from_name.
+    for m in OdeMethod::ALL {
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, format!("\"{}\"", m.name()));
+        assert_eq!(serde_json::from_str::<OdeMethod>(&json).unwrap(), m);
+        assert_eq!(OdeMethod::from_name(m.name()), Some(m));
+    }
+    assert_eq!(
+        serde_json::from_str::<OdeMethod>("\"rk4_three_eighths\"").unwrap(),
+        OdeMethod::Rk4ThreeEighths
+    );
 }
 
 #[test]

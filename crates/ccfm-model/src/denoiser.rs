@@ -33,10 +33,10 @@ pub enum Prediction {
     Data,
 }
 
-/// Objective and sampler settings.
+/// The training objective: cascaded times, loss weights and what the network predicts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DenoiserConfig {
+pub struct ObjectiveConfig {
     /// Cascaded time sampling (`choose_latent_p`, per-stream samplers, `latent_noise_min`).
     /// In scDFM mode only `times.expr` is used.
     pub times: CascadedTimeSampler,
@@ -47,14 +47,9 @@ pub struct DenoiserConfig {
     pub prediction: Prediction,
     /// Divisor clamp for data prediction.
     pub min_sigma: f64,
-    pub solver: OdeMethod,
-    /// Points of the stage-1 time grid, `linspace(0, 1, n)` (scDFM: 20 = 19 steps).
-    pub latent_time_points: usize,
-    /// Points of the stage-2 time grid.
-    pub expr_time_points: usize,
 }
 
-impl Default for DenoiserConfig {
+impl Default for ObjectiveConfig {
     fn default() -> Self {
         Self {
             times: CascadedTimeSampler::default(),
@@ -62,14 +57,11 @@ impl Default for DenoiserConfig {
             gamma: 0.5,
             prediction: Prediction::Velocity,
             min_sigma: 0.05,
-            solver: OdeMethod::Rk4ThreeEighths,
-            latent_time_points: 20,
-            expr_time_points: 20,
         }
     }
 }
 
-impl DenoiserConfig {
+impl ObjectiveConfig {
     pub fn validate(&self) -> Result<(), ModelError> {
         self.times.validate()?;
         for (name, v) in [("latent_weight", self.latent_weight), ("gamma", self.gamma)] {
@@ -86,9 +78,51 @@ impl DenoiserConfig {
                 detail: format!("{} must be in (0, 1)", self.min_sigma),
             });
         }
+        Ok(())
+    }
+}
+
+/// The two-stage sampler: the ODE method and the points of each stage's time grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerConfig {
+    pub solver: OdeMethod,
+    /// Points of the stage-1 time grid, `linspace(0, 1, n)` (scDFM: 20 = 19 steps).
+    pub latent_time_points: usize,
+    /// Points of the stage-2 time grid.
+    pub expr_time_points: usize,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            solver: OdeMethod::Rk4ThreeEighths,
+            latent_time_points: 20,
+            expr_time_points: 20,
+        }
+    }
+}
+
+impl SamplerConfig {
+    pub fn validate(&self) -> Result<(), ModelError> {
         TimeGrid::linspace(0.0, 1.0, self.latent_time_points)?;
         TimeGrid::linspace(0.0, 1.0, self.expr_time_points)?;
         Ok(())
+    }
+}
+
+/// Objective and sampler settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenoiserConfig {
+    pub objective: ObjectiveConfig,
+    pub sampler: SamplerConfig,
+}
+
+impl DenoiserConfig {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.objective.validate()?;
+        self.sampler.validate()
     }
 }
 
@@ -145,13 +179,13 @@ impl CascadedDenoiser {
         x_t: Tensor<B, D>,
         t: Tensor<B, 1>,
     ) -> Tensor<B, D> {
-        match self.config.prediction {
+        match self.config.objective.prediction {
             Prediction::Velocity => out,
             Prediction::Data => AffineProbPath::new(CondOt).velocity_from_data_prediction(
                 out,
                 x_t,
                 t,
-                self.config.min_sigma,
+                self.config.objective.min_sigma,
             ),
         }
     }
@@ -164,7 +198,7 @@ impl CascadedDenoiser {
         x_t: Tensor<B, 2>,
         t: Tensor<B, 1>,
     ) -> Tensor<B, 2> {
-        match self.config.prediction {
+        match self.config.objective.prediction {
             Prediction::Velocity => AffineProbPath::new(CondOt).endpoint_from_velocity(out, x_t, t),
             Prediction::Data => out,
         }
@@ -199,7 +233,7 @@ impl CascadedDenoiser {
                 .z_target
                 .clone()
                 .ok_or(ModelError::MissingLatentTarget)?;
-            let times = self.config.times.sample::<B>(b, &device);
+            let times = self.config.objective.times.sample::<B>(b, &device);
             let s_e = path.sample(x0, batch.target.clone(), times.t_expr.clone());
             let z0 = gaussian_like(&z_target);
             let s_z = path.sample(z0, z_target, times.t_latent.clone());
@@ -223,7 +257,7 @@ impl CascadedDenoiser {
             let v_err = (v_e - s_e.dx_t).powi_scalar(2);
             (x1_hat, times.w_expr, v_err, Some(loss_z))
         } else {
-            let t = self.config.times.expr.sample::<B>(b, &device);
+            let t = self.config.objective.times.expr.sample::<B>(b, &device);
             let s_e = path.sample(x0, batch.target.clone(), t.clone());
             let out = model.forward(
                 batch.gene_ids,
@@ -242,7 +276,10 @@ impl CascadedDenoiser {
         let loss_e = v_err.mul(w_expr.clone().reshape([b, 1])).mean();
         let mut total = loss_e.clone();
         if let Some(loss_z) = &loss_z {
-            total = total + loss_z.clone().mul_scalar(self.config.latent_weight);
+            total = total
+                + loss_z
+                    .clone()
+                    .mul_scalar(self.config.objective.latent_weight);
         }
 
         // MMD over the expression samples only.
@@ -260,14 +297,14 @@ impl CascadedDenoiser {
             .map(|(i, _)| i as i64)
             .collect();
         let expr_samples = rows.len();
-        let mmd = if self.config.gamma > 0.0 && expr_samples >= 2 {
+        let mmd = if self.config.objective.gamma > 0.0 && expr_samples >= 2 {
             let idx =
                 Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [expr_samples]), &device);
             let x1_hat = x1_hat.select(0, idx.clone());
             let target = batch.target.select(0, idx);
             let sigmas = median_sigmas(target.clone(), &SCDFM_SIGMA_SCALES)?.sigmas;
             let mmd = mmd2_unbiased_multi_sigma(x1_hat, target, &sigmas)?;
-            total = total + mmd.clone().mul_scalar(self.config.gamma);
+            total = total + mmd.clone().mul_scalar(self.config.objective.gamma);
             Some(mmd)
         } else {
             None
@@ -294,8 +331,8 @@ impl CascadedDenoiser {
         let [b, t_len] = control.dims();
         let device = control.device();
         let x0 = gaussian_like(&control);
-        let expr_grid = TimeGrid::linspace(0.0, 1.0, self.config.expr_time_points)?;
-        let method = self.config.solver;
+        let expr_grid = TimeGrid::linspace(0.0, 1.0, self.config.sampler.expr_time_points)?;
+        let method = self.config.sampler.solver;
         let latent = match &model.latent_decoder {
             None => None,
             Some(_) => {
@@ -305,7 +342,7 @@ impl CascadedDenoiser {
                     .map(|e| e.proj_0.weight.dims()[0])
                     .expect("latent embedder present with the decoder");
                 let z0 = gaussian_like(&Tensor::<B, 3>::zeros([b, t_len, scgpt_dim], &device));
-                let grid = TimeGrid::linspace(0.0, 1.0, self.config.latent_time_points)?;
+                let grid = TimeGrid::linspace(0.0, 1.0, self.config.sampler.latent_time_points)?;
                 let t_zero = Tensor::<B, 1>::zeros([b], &device);
                 let sol = integrate(
                     |z: Tensor<B, 3>, t| {

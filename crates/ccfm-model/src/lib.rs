@@ -17,7 +17,8 @@ pub mod model;
 
 pub use config::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
 pub use denoiser::{
-    CascadedDenoiser, DenoiserConfig, Generated, LossParts, Prediction, TrainBatch,
+    CascadedDenoiser, DenoiserConfig, Generated, LossParts, ObjectiveConfig, Prediction,
+    SamplerConfig, TrainBatch,
 };
 pub use error::ModelError;
 pub use model::{CascadedFlowModel, LatentInput, ModelTrace};

@@ -136,11 +136,14 @@ fn grad_norms(p: f64) -> std::collections::BTreeMap<String, f64> {
     let mask = open_mask::<AD>(&device);
     let model = config(true).init::<AD>(&device);
     let den = CascadedDenoiser::new(DenoiserConfig {
-        times: CascadedTimeSampler {
-            choose_latent_p: p,
+        objective: ObjectiveConfig {
+            times: CascadedTimeSampler {
+                choose_latent_p: p,
+                ..Default::default()
+            },
+            gamma: 0.5,
             ..Default::default()
         },
-        gamma: 0.5,
         ..Default::default()
     })
     .unwrap();
@@ -185,7 +188,10 @@ fn overfit(latent: bool, prediction: Prediction) -> (f32, f32) {
     let mask = open_mask::<AD>(&device);
     let mut model = config(latent).init::<AD>(&device);
     let den = CascadedDenoiser::new(DenoiserConfig {
-        prediction,
+        objective: ObjectiveConfig {
+            prediction,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .unwrap();
@@ -243,7 +249,10 @@ fn ccfm_needs_latent_targets() {
 fn bad_settings_are_rejected() {
     let _rng = ccfm_testkit::rng_lock();
     let bad = DenoiserConfig {
-        gamma: -1.0,
+        objective: ObjectiveConfig {
+            gamma: -1.0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert!(matches!(
@@ -251,7 +260,10 @@ fn bad_settings_are_rejected() {
         Err(ModelError::Config { name: "gamma", .. })
     ));
     let bad = DenoiserConfig {
-        expr_time_points: 1,
+        sampler: SamplerConfig {
+            expr_time_points: 1,
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert!(CascadedDenoiser::new(bad).is_err());
@@ -265,9 +277,11 @@ fn generation_is_two_staged_from_one_noise_and_clamped() {
     let model = config(true).init::<AD>(&device).valid();
     let b = batch::<B>(true, &device);
     let den = CascadedDenoiser::new(DenoiserConfig {
-        solver: OdeMethod::Heun,
-        latent_time_points: 4,
-        expr_time_points: 5,
+        sampler: SamplerConfig {
+            solver: OdeMethod::Heun,
+            latent_time_points: 4,
+            expr_time_points: 5,
+        },
         ..Default::default()
     })
     .unwrap();
@@ -364,8 +378,11 @@ fn generation_is_deterministic_for_a_seed() {
     let model = config(true).init::<B>(&device);
     let b = batch::<B>(true, &device);
     let den = CascadedDenoiser::new(DenoiserConfig {
-        latent_time_points: 3,
-        expr_time_points: 3,
+        sampler: SamplerConfig {
+            latent_time_points: 3,
+            expr_time_points: 3,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .unwrap();

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::config::RunConfig;
 use crate::error::TrainError;
+use crate::events::TrainEvent;
 use crate::report::{comparison, predict_evaluate, write_comparison, EvaluatedRun};
 use crate::train::{train_new, TrainOptions, TrainSummary};
 
@@ -154,13 +155,17 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
     say: &mut dyn FnMut(String),
 ) -> Result<PipelineResult, TrainError> {
     let run = out.join("runs").join(name);
-    let mut inner_say = |s: String| say(format!("    {s}"));
+    let mut observer = |e: &TrainEvent| {
+        if let Some(line) = e.line() {
+            say(format!("    {line}"))
+        }
+    };
     let train = train_new::<B>(
         cfg.clone(),
         &run,
         device,
         TrainOptions {
-            say: &mut inner_say,
+            observer: &mut observer,
             stop_after: None,
             stop: None,
         },

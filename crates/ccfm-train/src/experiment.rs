@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use ccfm_data::coexpression::cached_coexpression_mask;
 use ccfm_data::{
-    prepare, CoexpressionConfig, Condition, GeneVocab, PrepareOptions, PreparedData, Schema,
-    SchemaOptions, Split, SplitConfig, SplitMethod, TargetSum, UnmeasuredPerturbations, ValueScale,
+    prepare, CoexpressionConfig, Condition, GeneVocab, PrepareOptions, PreparedData, SchemaOptions,
+    Split, SplitConfig, SplitMethod, TargetSum,
 };
 use ccfm_model::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
-use ccfm_scgpt::{ExtractorConfig, FrozenScgptExtractor, ScgptArgs, ScgptModel, TieBreak};
+use ccfm_scgpt::{ExtractorConfig, FrozenScgptExtractor, ScgptArgs, ScgptModel};
 
 use crate::config::{closest, RunConfig};
 use crate::error::TrainError;
@@ -34,31 +34,9 @@ pub struct Experiment {
     pub scgpt_dim: Option<usize>,
 }
 
-fn config_error(key: &str, detail: String) -> TrainError {
-    TrainError::Config {
-        source_name: "config".into(),
-        key: key.into(),
-        detail,
-    }
-}
-
 /// The data-reading options of a configuration.
 pub fn prepare_options(cfg: &RunConfig) -> Result<PrepareOptions, TrainError> {
     let d = &cfg.data;
-    let schema = match d.schema.as_str() {
-        "auto" => None,
-        s => Some(
-            s.parse::<Schema>()
-                .map_err(|e| config_error("data.schema", e))?,
-        ),
-    };
-    let scale = match d.scale.as_str() {
-        "auto" => None,
-        s => Some(
-            s.parse::<ValueScale>()
-                .map_err(|e| config_error("data.scale", e))?,
-        ),
-    };
     let element = match d.layer.as_str() {
         "auto" => None,
         "X" => Some("X".to_string()),
@@ -66,11 +44,11 @@ pub fn prepare_options(cfg: &RunConfig) -> Result<PrepareOptions, TrainError> {
     };
     Ok(PrepareOptions {
         schema: SchemaOptions {
-            schema,
+            schema: d.schema.schema(),
             dataset: (!d.dataset.is_empty()).then(|| d.dataset.clone()),
         },
         element,
-        scale,
+        scale: d.scale.scale(),
         target_sum: if d.target_sum > 0.0 {
             TargetSum::Fixed(d.target_sum)
         } else {
@@ -78,10 +56,7 @@ pub fn prepare_options(cfg: &RunConfig) -> Result<PrepareOptions, TrainError> {
         },
         n_top_genes: (d.n_top_genes > 0).then_some(d.n_top_genes),
         force_include_perturbed: d.force_include_perturbed,
-        unmeasured: d
-            .unmeasured_perturbations
-            .parse::<UnmeasuredPerturbations>()
-            .map_err(|e| config_error("data.unmeasured_perturbations", e))?,
+        unmeasured: d.unmeasured_perturbations.into(),
     })
 }
 
@@ -133,14 +108,14 @@ impl Experiment {
             split.val.len(),
             split.test.len()
         ));
-        let kind = match config.model.perturbation.as_str() {
-            "crispr" => PerturbationKind::Crispr,
-            "drug" => PerturbationKind::Drug,
-            _ => match data.table.kind {
+        let kind = config
+            .model
+            .perturbation
+            .kind()
+            .unwrap_or(match data.table.kind {
                 ccfm_data::PerturbationKind::Gene => PerturbationKind::Crispr,
                 ccfm_data::PerturbationKind::Drug => PerturbationKind::Drug,
-            },
-        };
+            });
         let vocab = data.vocabulary();
         let pert_dict = data.perturbation_dict();
         let gene_ids = data
@@ -318,11 +293,7 @@ impl Experiment {
             stats_batches: l.norm_warmup_batches,
             clamp: (l.clamp > 0.0).then_some(l.clamp as f32),
             target_std: l.target_std as f32,
-            tie_break: if l.binning == "random" {
-                TieBreak::Random
-            } else {
-                TieBreak::Left
-            },
+            tie_break: l.binning.into(),
             seed: self.config.train.seed,
         };
         Ok(Some(FrozenScgptExtractor::new(

@@ -26,47 +26,125 @@ pub fn prediction_genes(exp: &Experiment, n: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Generate one cell per row of `controls` (row-major `(n, genes.len())` log1p values over the
-/// columns `genes`) for `condition`; returns `(n, genes.len())` values.
-#[allow(clippy::too_many_arguments)]
-pub fn generate_condition<B: Backend>(
-    exp: &Experiment,
-    model: &CascadedFlowModel<B>,
-    mask: &CoexpressionMask<B>,
-    denoiser: &CascadedDenoiser,
-    condition: &Condition,
-    genes: &[usize],
-    controls: &[f32],
-    batch_size: usize,
-    device: &B::Device,
-) -> Result<Vec<f32>, TrainError> {
-    let t = genes.len();
-    let n = controls.len() / t;
-    let ids: Vec<i64> = genes.iter().map(|&g| exp.gene_ids[g]).collect();
-    let gene_ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [t]), device);
-    let pert = exp.pert_ids(condition)?;
-    let mut out = Vec::with_capacity(n * t);
-    for start in (0..n).step_by(batch_size.max(1)) {
-        let b = batch_size.min(n - start);
-        let control = Tensor::<B, 2>::from_data(
-            TensorData::new(controls[start * t..(start + b) * t].to_vec(), [b, t]),
-            device,
-        );
-        let pert_ids =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(pert.repeat(b), [b, 2]), device);
-        let g = denoiser.generate(model, mask, gene_ids.clone(), control, pert_ids)?;
-        let v = g
-            .expression
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| ccfm_model::ModelError::ReadBack {
-                what: "generated cells",
-                detail: format!("{e:?}"),
-            })?;
-        out.extend(v);
+/// What generating cells needs, held together: the experiment (ids, perturbation tokens), the
+/// model on an inference backend, its mask, the sampler, the gene columns predicted and the
+/// batch size.
+pub struct Generator<'a, B: Backend> {
+    pub exp: &'a Experiment,
+    pub model: &'a CascadedFlowModel<B>,
+    pub mask: &'a CoexpressionMask<B>,
+    pub denoiser: &'a CascadedDenoiser,
+    /// Prepared-gene columns generated (see [`prediction_genes`]).
+    pub genes: &'a [usize],
+    /// Cells per generation batch.
+    pub batch_size: usize,
+    pub device: &'a B::Device,
+}
+
+impl<B: Backend> Generator<'_, B> {
+    /// Generate one cell per row of `controls` (row-major `(n, genes.len())` log1p values over
+    /// the columns `genes`) for `condition`; returns `(n, genes.len())` values.
+    pub fn condition(
+        &self,
+        condition: &Condition,
+        controls: &[f32],
+    ) -> Result<Vec<f32>, TrainError> {
+        let t = self.genes.len();
+        let n = controls.len() / t;
+        let ids: Vec<i64> = self.genes.iter().map(|&g| self.exp.gene_ids[g]).collect();
+        let gene_ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [t]), self.device);
+        let pert = self.exp.pert_ids(condition)?;
+        let slots = pert.len();
+        let mut out = Vec::with_capacity(n * t);
+        for start in (0..n).step_by(self.batch_size.max(1)) {
+            let b = self.batch_size.min(n - start);
+            let control = Tensor::<B, 2>::from_data(
+                TensorData::new(controls[start * t..(start + b) * t].to_vec(), [b, t]),
+                self.device,
+            );
+            let pert_ids = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(pert.repeat(b), [b, slots]),
+                self.device,
+            );
+            let g = self.denoiser.generate(
+                self.model,
+                self.mask,
+                gene_ids.clone(),
+                control,
+                pert_ids,
+            )?;
+            out.extend(read_back(g.expression)?);
+        }
+        Ok(out)
     }
-    Ok(out)
+
+    /// Generate `cells` cells for each of `conditions` and score them against the real cells
+    /// with ccfm-eval's minimal profile (pearson_delta, mse, mse_delta averaged over conditions).
+    pub fn validation_metrics(
+        &self,
+        conditions: &[String],
+        cells: usize,
+        seed: u64,
+    ) -> Result<ValidationMetrics, TrainError> {
+        let exp = self.exp;
+        let genes = self.genes;
+        let cases = ccfm_data::test_cases(&exp.data, conditions, cells, seed)?;
+        if cases.is_empty() {
+            return Err(TrainError::Request(
+                "validation needs at least one condition".into(),
+            ));
+        }
+        let names: Vec<String> = genes.iter().map(|&g| exp.data.genes[g].clone()).collect();
+        let empty = || CellSet {
+            x: Vec::new(),
+            labels: Vec::new(),
+        };
+        let (mut real, mut pred) = (empty(), empty());
+        // One shared control set for both sides (the first case's control draw).
+        let controls = &cases[0].control_cells;
+        for side in [&mut real, &mut pred] {
+            push(
+                side,
+                exp.data.gather(controls, genes),
+                "control",
+                controls.len(),
+            );
+        }
+        for case in &cases {
+            let cond = &exp.data.table.conditions[case.condition];
+            let control = exp.data.gather(&case.control_cells, genes);
+            let x = self.condition(cond, &control)?;
+            push(&mut pred, x, &cond.name(), case.control_cells.len());
+            let truth = exp.data.gather(&case.real_cells, genes);
+            push(&mut real, truth, &cond.name(), case.real_cells.len());
+        }
+        let pair = EvalPair::new(names.clone(), &names, &names, real, pred, "control")?;
+        let table = compute(&pair, Profile::Minimal);
+        Ok(ValidationMetrics {
+            conditions: cases.len(),
+            pearson_delta: table.mean("pearson_delta"),
+            mse: table.mean("mse"),
+            mse_delta: table.mean("mse_delta"),
+        })
+    }
+}
+
+/// Append `n` cells labelled `label`.
+fn push(side: &mut CellSet, x: Vec<f32>, label: &str, n: usize) {
+    side.x.extend(x);
+    side.labels
+        .extend(std::iter::repeat_n(label.to_string(), n));
+}
+
+/// A generated `(B, T)` tensor as host values.
+fn read_back<B: Backend>(x: Tensor<B, 2>) -> Result<Vec<f32>, TrainError> {
+    Ok(x.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| ccfm_model::ModelError::ReadBack {
+            what: "generated cells",
+            detail: format!("{e:?}"),
+        })?)
 }
 
 /// Mean cell-eval metrics of a validation pass.
@@ -76,69 +154,4 @@ pub struct ValidationMetrics {
     pub pearson_delta: Option<f64>,
     pub mse: Option<f64>,
     pub mse_delta: Option<f64>,
-}
-
-/// Generate `cells` cells for each of `conditions` and score them against the real cells with
-/// ccfm-eval's minimal profile (pearson_delta, mse, mse_delta averaged over conditions).
-#[allow(clippy::too_many_arguments)]
-pub fn validate<B: Backend>(
-    exp: &Experiment,
-    model: &CascadedFlowModel<B>,
-    mask: &CoexpressionMask<B>,
-    denoiser: &CascadedDenoiser,
-    conditions: &[String],
-    genes: &[usize],
-    cells: usize,
-    seed: u64,
-    device: &B::Device,
-) -> Result<ValidationMetrics, TrainError> {
-    let cases = ccfm_data::test_cases(&exp.data, conditions, cells, seed)?;
-    let names: Vec<String> = genes.iter().map(|&g| exp.data.genes[g].clone()).collect();
-    let empty = || CellSet {
-        x: Vec::new(),
-        labels: Vec::new(),
-    };
-    let (mut real, mut pred) = (empty(), empty());
-    if cases.is_empty() {
-        return Err(TrainError::Request(
-            "validation needs at least one condition".into(),
-        ));
-    }
-    // One shared control set for both sides (the first case's control draw).
-    let controls = &cases[0].control_cells;
-    for side in [&mut real, &mut pred] {
-        side.x.extend(exp.data.gather(controls, genes));
-        side.labels
-            .extend(std::iter::repeat_n("control".to_string(), controls.len()));
-    }
-    for case in &cases {
-        let name = exp.data.table.conditions[case.condition].name();
-        let control = exp.data.gather(&case.control_cells, genes);
-        let cond = exp.data.table.conditions[case.condition].clone();
-        let x = generate_condition(
-            exp,
-            model,
-            mask,
-            denoiser,
-            &cond,
-            genes,
-            &control,
-            exp.config.sample.batch_size,
-            device,
-        )?;
-        pred.x.extend(x);
-        pred.labels
-            .extend(std::iter::repeat_n(name.clone(), case.control_cells.len()));
-        real.x.extend(exp.data.gather(&case.real_cells, genes));
-        real.labels
-            .extend(std::iter::repeat_n(name, case.real_cells.len()));
-    }
-    let pair = EvalPair::new(names.clone(), &names, &names, real, pred, "control")?;
-    let table = compute(&pair, Profile::Minimal);
-    Ok(ValidationMetrics {
-        conditions: cases.len(),
-        pearson_delta: table.mean("pearson_delta"),
-        mse: table.mean("mse"),
-        mse_delta: table.mean("mse_delta"),
-    })
 }

@@ -4,7 +4,8 @@
 //! - [`experiment`]: data, split, vocabulary, mask and model settings from a configuration.
 //! - [`schedule`], [`optim`], [`ema`]: learning rate, Adam/AdamW, weight averaging.
 //! - [`checkpoint`]: run directories and atomic checkpoints.
-//! - [`train`]: the loop, with exact resumption.
+//! - [`train`]: the [`Trainer`] (step, validation, checkpoint), with exact resumption.
+//! - [`events`]: what a run reports to its observer ([`TrainEvent`]).
 //! - [`generate`]: generating cells and validation metrics.
 //! - [`predict`]: predicted and real cells as `.h5ad`.
 //! - [`report`]: runs predicted, evaluated and compared on one page (`ccfm report`).
@@ -17,6 +18,7 @@ pub mod config;
 pub mod demo;
 pub mod ema;
 pub mod error;
+pub mod events;
 pub mod experiment;
 pub mod generate;
 pub mod optim;
@@ -28,8 +30,9 @@ pub mod train;
 pub use checkpoint::{CheckpointState, RunDir};
 pub use config::RunConfig;
 pub use error::TrainError;
+pub use events::{StepStats, StopReason, TrainEvent};
 pub use experiment::Experiment;
 pub use predict::{predict, predict_with_progress, PredictOptions, PredictSummary};
 pub use report::{report_runs, EvaluatedRun, ReportSummary};
 pub use schedule::LrSchedule;
-pub use train::{train_new, train_resume, TrainOptions, TrainSummary};
+pub use train::{train_new, train_resume, StepBatch, TrainOptions, TrainSummary, Trainer};

@@ -13,7 +13,7 @@ use crate::checkpoint::CheckpointRecorder;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 
-use crate::config::TrainSection;
+use crate::config::{OptimizerKind, TrainSection};
 
 /// A record whose item is a map keyed by parameter id, encoded with the keys sorted.
 fn sorted_bytes<B: Backend, R, V>(record: R) -> Vec<u8>
@@ -41,8 +41,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TrainOptimizer<M, B> {
     pub fn new(cfg: &TrainSection) -> Self {
         let clip =
             (cfg.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(cfg.grad_clip as f32));
-        match cfg.optimizer.as_str() {
-            "adamw" => Self::AdamW(
+        match cfg.optimizer {
+            OptimizerKind::AdamW => Self::AdamW(
                 AdamWConfig::new()
                     .with_beta_1(cfg.beta1 as f32)
                     .with_beta_2(cfg.beta2 as f32)
@@ -51,7 +51,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> TrainOptimizer<M, B> {
                     .with_grad_clipping(clip)
                     .init(),
             ),
-            _ => Self::Adam(
+            OptimizerKind::Adam => Self::Adam(
                 AdamConfig::new()
                     .with_beta_1(cfg.beta1 as f32)
                     .with_beta_2(cfg.beta2 as f32)

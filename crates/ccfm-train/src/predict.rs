@@ -26,7 +26,7 @@ use crate::checkpoint::{load_module, RunDir};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
-use crate::generate::{generate_condition, prediction_genes};
+use crate::generate::{prediction_genes, Generator};
 use crate::train::cache_dir;
 
 /// What to predict.
@@ -278,6 +278,15 @@ fn predict_on<B: Backend>(
 
     let mask = CoexpressionMask::<B>::from_blocked(exp.mask.clone(), exp.vocab.len(), device);
     let denoiser = CascadedDenoiser::new(config.denoiser())?;
+    let generator = Generator {
+        exp: &exp,
+        model: &model,
+        mask: &mask,
+        denoiser: &denoiser,
+        genes: &genes,
+        batch_size: s.batch_size,
+        device,
+    };
     B::seed(device, seed);
     // The control rows written with both files: up to n of the pool, once.
     let control_rows = draw(n.min(pool_n));
@@ -292,17 +301,7 @@ fn predict_on<B: Backend>(
         let name = cond.name();
         let controls = rows(&draw(n));
         let c0 = Instant::now();
-        let x = generate_condition(
-            &exp,
-            &model,
-            &mask,
-            &denoiser,
-            cond,
-            &genes,
-            &controls,
-            s.batch_size,
-            device,
-        )?;
+        let x = generator.condition(cond, &controls)?;
         pred_x.extend(x);
         pred_labels.extend(std::iter::repeat_n(name.clone(), n));
         if let Some(ci) = exp.data.table.condition_index(&name) {

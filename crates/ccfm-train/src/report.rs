@@ -166,12 +166,14 @@ pub fn settings(r: &EvaluatedRun) -> Vec<(String, String)> {
             "train.lr (eta_min)",
             format!("{:e} ({:e})", c.train.lr, c.train.eta_min),
         ),
-        kv("train.optimizer", c.train.optimizer.clone()),
+        kv("train.optimizer", c.train.optimizer.name().to_string()),
         kv(
             "sample: solver, time points (latent / expr)",
             format!(
                 "{}, {} / {}",
-                c.sample.solver, c.sample.latent_time_points, c.sample.expr_time_points
+                c.sample.solver.name(),
+                c.sample.latent_time_points,
+                c.sample.expr_time_points
             ),
         ),
         kv(

@@ -11,8 +11,9 @@
 //! Parameter ids are numbered in module order (Burn draws them at random), so two runs with the
 //! same configuration write byte-identical checkpoints.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
@@ -22,17 +23,18 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use ccfm_data::{SamplerState, TrainSampler};
 use ccfm_layers::CoexpressionMask;
 use ccfm_model::{CascadedDenoiser, CascadedFlowModel, TrainBatch};
+use ccfm_scgpt::FrozenScgptExtractor;
 use serde_json::json;
 
-use crate::checkpoint::{load_module, module_bytes, CheckpointState, RunDir, CONFIG_FILE};
+use crate::checkpoint::{load_module, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE};
 use crate::config::RunConfig;
 use crate::ema::update_ema;
 use crate::error::TrainError;
+use crate::events::{StepStats, StopReason, TrainEvent};
 use crate::experiment::Experiment;
-use crate::generate::{prediction_genes, validate, ValidationMetrics};
+use crate::generate::{prediction_genes, Generator, ValidationMetrics};
 use crate::optim::TrainOptimizer;
 use crate::schedule::LrSchedule;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a finished (or stopped) training run reports.
 #[derive(Debug, Clone)]
@@ -55,8 +57,8 @@ pub struct TrainSummary {
 
 /// Options of one `train` call.
 pub struct TrainOptions<'a> {
-    /// Where progress lines go (the CLI prints them).
-    pub say: &'a mut dyn FnMut(String),
+    /// Receives every [`TrainEvent`] of the run (the CLI draws its progress bar from them).
+    pub observer: &'a mut dyn FnMut(&TrainEvent),
     /// Stop after this many completed steps, without a final checkpoint, as if killed
     /// (for tests and time-boxed jobs; `--resume` continues from the last checkpoint).
     pub stop_after: Option<usize>,
@@ -101,49 +103,6 @@ fn scalar<B: Backend>(t: &Tensor<B, 1>) -> f64 {
     t.clone().into_scalar().elem::<f64>()
 }
 
-struct Progress {
-    bar: bool,
-    last_draw: Instant,
-}
-
-impl Progress {
-    fn new(mode: &str) -> Self {
-        let bar = match mode {
-            "always" => true,
-            "never" => false,
-            _ => std::io::stderr().is_terminal(),
-        };
-        Self {
-            bar,
-            last_draw: Instant::now(),
-        }
-    }
-
-    fn draw(&mut self, line: &str, force: bool) {
-        if !self.bar || (!force && self.last_draw.elapsed().as_millis() < 200) {
-            return;
-        }
-        self.last_draw = Instant::now();
-        eprint!("\r\x1b[2K{line}");
-        let _ = std::io::stderr().flush();
-    }
-
-    fn finish(&self) {
-        if self.bar {
-            eprintln!();
-        }
-    }
-}
-
-fn fmt_eta(seconds: f64) -> String {
-    let s = seconds.max(0.0) as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
-}
-
 /// Keep the log lines of steps up to `step` (a resumed run rewrites what followed).
 fn truncate_log(path: &Path, step: usize) -> Result<(), TrainError> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -170,19 +129,8 @@ pub fn train_new<B: AutodiffBackend>(
     device: &B::Device,
     opts: TrainOptions<'_>,
 ) -> Result<TrainSummary, TrainError> {
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(TrainError::Run {
-            path: out.to_path_buf(),
-            detail: "already exists and is not empty; continue it with `ccfm train --resume` \
-                     or choose another --out"
-                .into(),
-        });
-    }
-    run::<B>(config, out, false, device, opts)
+    let trainer = Trainer::<B>::new(config, out, device, opts.observer)?;
+    trainer.run(opts)
 }
 
 /// Continue the run in `dir` from its newest checkpoint.
@@ -191,369 +139,606 @@ pub fn train_resume<B: AutodiffBackend>(
     device: &B::Device,
     opts: TrainOptions<'_>,
 ) -> Result<TrainSummary, TrainError> {
-    let run_dir = RunDir::open(dir)?;
-    let config = run_dir.config()?;
-    run::<B>(config, dir, true, device, opts)
+    let trainer = Trainer::<B>::resume(dir, device, opts.observer)?;
+    trainer.run(opts)
 }
 
-fn run<B: AutodiffBackend>(
+/// One step's batch, drawn by [`Trainer::next_batch`].
+pub struct StepBatch<B: Backend> {
+    pub batch: TrainBatch<B>,
+    /// The condition the batch was drawn from (named in a non-finite-loss error).
+    pub condition: usize,
+}
+
+/// The conditions and genes of the validation pass.
+struct ValidationPlan {
+    conditions: Vec<String>,
+    genes: Vec<usize>,
+}
+
+/// A training run between steps: the model, the optimiser, the data sampler and everything
+/// a step, a validation pass and a checkpoint need.
+pub struct Trainer<B: AutodiffBackend> {
     config: RunConfig,
-    out: &Path,
-    resume: bool,
-    device: &B::Device,
-    opts: TrainOptions<'_>,
-) -> Result<TrainSummary, TrainError> {
-    let say = opts.say;
-    let started = Instant::now();
-    let stop_requested = || opts.stop.is_some_and(|f| f.load(Ordering::SeqCst));
-    let mut lock = resume.then(|| RunDir::new(out).lock()).transpose()?;
-    // Everything that can fail on bad input happens before the run directory is created.
-    let exp = Experiment::new(&config, &cache_dir(), say)?;
-    let inner_device: burn::tensor::Device<B::InnerBackend> = device.clone();
-    let mut extractor = exp.extractor::<B::InnerBackend>(&inner_device)?;
-    if let Some(x) = &extractor {
-        let (inv, n) = x.coverage();
-        say(format!(
-            "scGPT: {} ({} layers, d {}), {inv} of {n} genes in its vocabulary",
-            config.latent.scgpt_dir.display(),
-            x.model.args.nlayers,
-            x.dim()
-        ));
+    exp: Experiment,
+    run_dir: RunDir,
+    denoiser: CascadedDenoiser,
+    schedule: LrSchedule,
+    sampler: TrainSampler,
+    extractor: Option<FrozenScgptExtractor<B::InnerBackend>>,
+    model: CascadedFlowModel<B>,
+    optim: TrainOptimizer<CascadedFlowModel<B>, B>,
+    ema: Option<CascadedFlowModel<B::InnerBackend>>,
+    mask: CoexpressionMask<B>,
+    inner_mask: CoexpressionMask<B::InnerBackend>,
+    validation: ValidationPlan,
+    /// The resolved configuration (paths absolute), stored in the run and every checkpoint.
+    resolved_text: String,
+    model_json: serde_json::Value,
+    device: B::Device,
+    /// The step the loop started from, and the steps completed.
+    start: usize,
+    step: usize,
+    last_checkpoint: Option<PathBuf>,
+    last_loss: f64,
+    /// Whether the run continues an earlier one ([`Self::resume`]).
+    resumed: bool,
+    log: Option<std::fs::File>,
+    /// When the run was set up, and when its loop started (the step rate's clock).
+    started: Instant,
+    loop_start: Instant,
+    _lock: RunLock,
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// A new run in `out` (which must not exist or be empty): the run directory is created
+    /// only after everything that can fail on bad input has been checked.
+    pub fn new(
+        config: RunConfig,
+        out: &Path,
+        device: &B::Device,
+        observer: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<Self, TrainError> {
+        let not_empty = out.exists()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
+        if not_empty {
+            return Err(TrainError::Run {
+                path: out.to_path_buf(),
+                detail: "already exists and is not empty; continue it with `ccfm train \
+                         --resume` or choose another --out"
+                    .into(),
+            });
+        }
+        let parts = Parts::<B>::build(&config, device, observer)?;
+        std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+        let run_dir = RunDir::new(out);
+        let lock = run_dir.lock()?;
+        let mut trainer = Self::assemble(config, parts, run_dir, lock, device);
+        trainer.write_run_files()?;
+        trainer.open_log()?;
+        trainer.announce(observer);
+        Ok(trainer)
     }
-    let model_cfg = exp.model_config();
-    let denoiser = CascadedDenoiser::new(config.denoiser())?;
-    let t = &config.train;
-    let schedule = LrSchedule {
-        lr: t.lr,
-        eta_min: t.eta_min,
-        warmup_steps: t.warmup_steps,
-        steps: t.steps,
-    };
-    let mut sampler = TrainSampler::new(
-        &exp.data,
-        &exp.split,
-        t.batch_size,
-        config.data.genes_per_step,
-        t.seed,
-    )?;
-    let run_dir = RunDir::new(out);
 
-    B::seed(device, t.seed);
-    let mut model = number_params(model_cfg.init::<B>(device));
-    let mut optim = TrainOptimizer::<CascadedFlowModel<B>, B>::new(t);
-    let mut ema = (t.ema_decay > 0.0).then(|| model.valid());
-    let model_json = serde_json::to_value(&model_cfg).expect("config serialises");
-    let mut start = 0usize;
-    let mut last_checkpoint: Option<PathBuf> = None;
+    /// The run in `dir`, from its newest checkpoint (or from step 0 when it has none).
+    pub fn resume(
+        dir: &Path,
+        device: &B::Device,
+        observer: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<Self, TrainError> {
+        let run_dir = RunDir::open(dir)?;
+        let config = run_dir.config()?;
+        let lock = run_dir.lock()?;
+        let parts = Parts::<B>::build(&config, device, observer)?;
+        let mut trainer = Self::assemble(config, parts, run_dir, lock, device);
+        trainer.resumed = true;
+        match trainer.run_dir.latest()? {
+            Some(checkpoint) => {
+                trainer.restore(&checkpoint)?;
+                observer(&TrainEvent::Message(format!(
+                    "resuming from {} (step {})",
+                    checkpoint.display(),
+                    trainer.start
+                )));
+            }
+            None => observer(&TrainEvent::Message(
+                "no checkpoint yet: starting from step 0".into(),
+            )),
+        }
+        truncate_log(&trainer.run_dir.log(), trainer.start)?;
+        trainer.open_log()?;
+        trainer.announce(observer);
+        Ok(trainer)
+    }
 
-    // The resolved configuration (paths absolute), stored in the run and in every checkpoint.
-    let resolved_text = {
+    fn assemble(
+        config: RunConfig,
+        parts: Parts<B>,
+        run_dir: RunDir,
+        lock: RunLock,
+        device: &B::Device,
+    ) -> Self {
+        let t = &config.train;
         let mut resolved = config.clone();
         resolved.absolutize(&std::env::current_dir().unwrap_or_default());
-        resolved.to_toml()
-    };
-    if resume {
-        if let Some(dir) = run_dir.latest()? {
-            let state = RunDir::read_state(&dir)?;
-            state.check_model(&model_json, &dir)?;
-            model = load_module(
-                model,
-                RunDir::read_file(&dir, "model.bin", &state)?,
-                device,
-                &dir,
-            )?;
-            optim = optim
-                .load_bytes(RunDir::read_file(&dir, "optimizer.bin", &state)?, device)
-                .map_err(|e| TrainError::Incompatible {
-                    path: dir.join("optimizer.bin"),
-                    detail: e,
-                })?;
-            if let Some(e) = ema.take() {
-                ema = Some(load_module(
-                    e,
-                    RunDir::read_file(&dir, "ema.bin", &state)?,
-                    &inner_device,
-                    &dir,
-                )?);
-            }
-            let position = state
-                .sampler_position
-                .parse::<u128>()
-                .map_err(|_| TrainError::Run {
-                    path: dir.clone(),
-                    detail: "damaged sampler position".into(),
-                })?;
-            sampler.restore(SamplerState {
-                seed: state.sampler_seed,
-                word_pos: position,
-            });
-            if let Some(x) = extractor.as_mut() {
-                // Both are needed for an exact resume; a CCFM checkpoint always has them.
-                let damaged = |what: &str| TrainError::Run {
-                    path: dir.join("state.json"),
-                    detail: format!("damaged checkpoint state: {what}"),
+        let exp = parts.exp;
+        let validation = ValidationPlan {
+            conditions: {
+                let n = match t.val_conditions {
+                    0 => exp.split.val.len(),
+                    k => k.min(exp.split.val.len()),
                 };
-                let stats = state
-                    .extractor_stats
-                    .as_ref()
-                    .ok_or_else(|| damaged("no extractor statistics"))?;
-                x.stats = ccfm_scgpt::FeatureStats::from_json(stats)
-                    .ok_or_else(|| damaged("unreadable extractor statistics"))?;
-                let position = state
-                    .extractor_position
-                    .as_ref()
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(|| damaged("no readable extractor_position"))?;
-                x.set_rng_position(position);
-            }
-            start = state.step;
-            say(format!("resuming from {} (step {start})", dir.display()));
-            last_checkpoint = Some(dir);
-        } else {
-            say("no checkpoint yet: starting from step 0".into());
+                exp.split.val[..n].to_vec()
+            },
+            genes: prediction_genes(&exp, config.sample.n_genes),
+        };
+        let blocked = exp.mask.clone();
+        Self {
+            schedule: LrSchedule {
+                lr: t.lr,
+                eta_min: t.eta_min,
+                warmup_steps: t.warmup_steps,
+                steps: t.steps,
+            },
+            mask: CoexpressionMask::from_blocked(blocked.clone(), exp.vocab.len(), device),
+            inner_mask: CoexpressionMask::from_blocked(blocked, exp.vocab.len(), device),
+            optim: TrainOptimizer::new(t),
+            ema: (t.ema_decay > 0.0).then(|| parts.model.valid()),
+            model: parts.model,
+            denoiser: parts.denoiser,
+            sampler: parts.sampler,
+            extractor: parts.extractor,
+            model_json: parts.model_json,
+            resolved_text: resolved.to_toml(),
+            validation,
+            exp,
+            run_dir,
+            device: device.clone(),
+            start: 0,
+            step: 0,
+            last_checkpoint: None,
+            last_loss: f64::NAN,
+            resumed: false,
+            log: None,
+            started: parts.started,
+            loop_start: Instant::now(),
+            _lock: lock,
+            config,
         }
-        truncate_log(&run_dir.log(), start)?;
-    } else {
-        std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-        lock = Some(run_dir.lock()?);
-        ccfm_data::split::write_atomic(&out.join(CONFIG_FILE), resolved_text.as_bytes())?;
-        exp.split.write_json(&out.join("split.json"))?;
-        exp.vocab
+    }
+
+    /// The run directory's configuration, split and vocabulary (a new run).
+    fn write_run_files(&self) -> Result<(), TrainError> {
+        let out = &self.run_dir.path;
+        ccfm_data::split::write_atomic(&out.join(CONFIG_FILE), self.resolved_text.as_bytes())?;
+        self.exp.split.write_json(&out.join("split.json"))?;
+        self.exp
+            .vocab
             .write_json(out.join("vocab.json"))
-            .map_err(|e| TrainError::io(out.join("vocab.json"), e))?;
+            .map_err(|e| TrainError::io(out.join("vocab.json"), e))
     }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run_dir.log())
-        .map_err(|e| TrainError::io(run_dir.log(), e))?;
 
-    let mask = CoexpressionMask::<B>::from_blocked(exp.mask.clone(), exp.vocab.len(), device);
-    let inner_mask = CoexpressionMask::<B::InnerBackend>::from_blocked(
-        exp.mask.clone(),
-        exp.vocab.len(),
-        device,
-    );
-    let val_genes = prediction_genes(&exp, config.sample.n_genes);
-    let val_names: Vec<String> = {
-        let n = if t.val_conditions == 0 {
-            exp.split.val.len()
-        } else {
-            t.val_conditions.min(exp.split.val.len())
-        };
-        exp.split.val[..n].to_vec()
-    };
-    say(format!(
-        "model: {} ({} parameters), {} steps from step {start}, batch {}, {} genes per step, \
-         lr {} -> {} ({}), run directory {}",
-        if model_cfg.latent.is_some() {
-            "CCFM"
-        } else {
-            "scDFM"
-        },
-        model.num_params(),
-        t.steps,
-        t.batch_size,
-        config.data.genes_per_step.min(exp.data.n_genes()),
-        t.lr,
-        t.eta_min,
-        t.optimizer,
-        out.display()
-    ));
-
-    if start >= t.steps {
-        say(format!(
-            "the run is already complete ({start} of {} steps); nothing to do",
-            t.steps
-        ));
+    fn open_log(&mut self) -> Result<(), TrainError> {
+        let path = self.run_dir.log();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        self.log = Some(file);
+        Ok(())
     }
-    let mut progress = Progress::new(&config.output.progress);
-    let loop_start = Instant::now();
-    let mut last_loss = f64::NAN;
-    let mut completed = start;
-    let mut validation = None;
-    let o = &config.output;
-    let mut interrupted = false;
-    for step in start..t.steps {
-        if stop_requested() {
-            interrupted = true;
-            break;
+
+    /// Load the model, optimiser, EMA, sampler and extractor state of a checkpoint.
+    fn restore(&mut self, dir: &Path) -> Result<(), TrainError> {
+        let state = RunDir::read_state(dir)?;
+        state.check_model(&self.model_json, dir)?;
+        let bytes = RunDir::read_file(dir, "model.bin", &state)?;
+        self.model = load_module(self.model.clone(), bytes, &self.device, dir)?;
+        let bytes = RunDir::read_file(dir, "optimizer.bin", &state)?;
+        self.optim = self
+            .optim
+            .clone()
+            .load_bytes(bytes, &self.device)
+            .map_err(|e| TrainError::Incompatible {
+                path: dir.join("optimizer.bin"),
+                detail: e,
+            })?;
+        if let Some(e) = self.ema.take() {
+            let bytes = RunDir::read_file(dir, "ema.bin", &state)?;
+            self.ema = Some(load_module(e, bytes, &self.device, dir)?);
         }
-        let done = step + 1;
-        B::seed(device, step_seed(t.seed, step));
-        let b = sampler.next_batch(&exp.data);
-        let tl = b.genes.len();
-        let bs = b.target_cells.len();
-        let z_target = extractor
-            .as_mut()
-            .map(|x| Tensor::<B, 3>::from_inner(x.extract(&b.target, &b.genes, &inner_device)));
-        let ids: Vec<i64> = b.genes.iter().map(|&g| exp.gene_ids[g]).collect();
-        let pert = exp.pert_ids(&exp.data.table.conditions[b.condition])?;
-        let batch = TrainBatch {
-            gene_ids: Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tl]), device),
-            control: Tensor::from_data(TensorData::new(b.control, [bs, tl]), device),
-            target: Tensor::from_data(TensorData::new(b.target, [bs, tl]), device),
-            pert_ids: Tensor::from_data(TensorData::new(pert.repeat(bs), [bs, 2]), device),
-            z_target,
+        self.restore_streams(dir, &state)?;
+        self.start = state.step;
+        self.step = state.step;
+        self.last_checkpoint = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// The sampler's and the extractor's random streams and the extractor's statistics.
+    fn restore_streams(&mut self, dir: &Path, state: &CheckpointState) -> Result<(), TrainError> {
+        let damaged = |what: &str| TrainError::Run {
+            path: dir.join("state.json"),
+            detail: format!("damaged checkpoint state: {what}"),
         };
-        let parts = denoiser.train_step(&model, &mask, batch)?;
+        let position = state
+            .sampler_position
+            .parse::<u128>()
+            .map_err(|_| damaged("unreadable sampler position"))?;
+        self.sampler.restore(SamplerState {
+            seed: state.sampler_seed,
+            word_pos: position,
+        });
+        if let Some(x) = self.extractor.as_mut() {
+            // Both are needed for an exact resume; a CCFM checkpoint always has them.
+            let stats = state
+                .extractor_stats
+                .as_ref()
+                .ok_or_else(|| damaged("no extractor statistics"))?;
+            x.stats = ccfm_scgpt::FeatureStats::from_json(stats)
+                .ok_or_else(|| damaged("unreadable extractor statistics"))?;
+            let position = state
+                .extractor_position
+                .as_ref()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| damaged("no readable extractor_position"))?;
+            x.set_rng_position(position);
+        }
+        Ok(())
+    }
+
+    /// The model line, and a note when there is nothing left to do.
+    fn announce(&self, observer: &mut dyn FnMut(&TrainEvent)) {
+        let t = &self.config.train;
+        observer(&TrainEvent::Message(format!(
+            "model: {} ({} parameters), {} steps from step {}, batch {}, {} genes per step, \
+             lr {} -> {} ({}), run directory {}",
+            if self.model.has_latent() {
+                "CCFM"
+            } else {
+                "scDFM"
+            },
+            self.model.num_params(),
+            t.steps,
+            self.start,
+            t.batch_size,
+            self.config.data.genes_per_step.min(self.exp.data.n_genes()),
+            t.lr,
+            t.eta_min,
+            t.optimizer.name(),
+            self.run_dir.path.display()
+        )));
+        if self.start >= t.steps {
+            observer(&TrainEvent::Message(format!(
+                "the run is already complete ({} of {} steps); nothing to do",
+                self.start, t.steps
+            )));
+        }
+    }
+
+    /// Steps completed so far.
+    pub fn completed(&self) -> usize {
+        self.step
+    }
+
+    /// Draw the next step's batch (and, in CCFM, its scGPT features). The backend's random
+    /// stream is seeded from `(train.seed, step)` first, so a resumed run draws the same.
+    pub fn next_batch(&mut self) -> Result<StepBatch<B>, TrainError> {
+        B::seed(&self.device, step_seed(self.config.train.seed, self.step));
+        let b = self.sampler.next_batch(&self.exp.data);
+        let (tl, bs) = (b.genes.len(), b.target_cells.len());
+        let inner: burn::tensor::Device<B::InnerBackend> = self.device.clone();
+        let z_target = self
+            .extractor
+            .as_mut()
+            .map(|x| Tensor::<B, 3>::from_inner(x.extract(&b.target, &b.genes, &inner)));
+        let ids: Vec<i64> = b.genes.iter().map(|&g| self.exp.gene_ids[g]).collect();
+        let pert = self
+            .exp
+            .pert_ids(&self.exp.data.table.conditions[b.condition])?;
+        let slots = pert.len();
+        let device = &self.device;
+        Ok(StepBatch {
+            batch: TrainBatch {
+                gene_ids: Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tl]), device),
+                control: Tensor::from_data(TensorData::new(b.control, [bs, tl]), device),
+                target: Tensor::from_data(TensorData::new(b.target, [bs, tl]), device),
+                pert_ids: Tensor::from_data(TensorData::new(pert.repeat(bs), [bs, slots]), device),
+                z_target,
+            },
+            condition: b.condition,
+        })
+    }
+
+    /// One optimiser step on `batch`; a non-finite loss is an error (nothing is updated).
+    pub fn step(&mut self, batch: StepBatch<B>) -> Result<StepStats, TrainError> {
+        let step = self.step;
+        let parts = self
+            .denoiser
+            .train_step(&self.model, &self.mask, batch.batch)?;
         let loss = scalar(&parts.total);
-        let expr = scalar(&parts.expr);
-        let latent = parts.latent.as_ref().map(scalar);
+        let (expr, latent) = (scalar(&parts.expr), parts.latent.as_ref().map(scalar));
         let mmd = parts.mmd.as_ref().map(scalar);
         if !loss.is_finite() {
-            progress.finish();
             return Err(TrainError::NonFinite {
-                step: done,
+                step: step + 1,
                 detail: format!(
                     "loss {loss}, expression {expr}, latent {latent:?}, mmd {mmd:?}, \
                      condition `{}`",
-                    exp.data.table.conditions[b.condition].name()
+                    self.exp.data.table.conditions[batch.condition].name()
                 ),
-                last_checkpoint,
+                last_checkpoint: self.last_checkpoint.clone(),
             });
         }
-        last_loss = loss;
-        completed = done;
-        let lr = schedule.at(step);
-        let grads = GradientsParams::from_grads(parts.total.backward(), &model);
-        model = optim.step(lr, model, grads);
-        if let Some(e) = ema.take() {
-            ema = Some(update_ema(e, &model.valid(), t.ema_decay));
+        let lr = self.schedule.at(step);
+        let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        if let Some(e) = self.ema.take() {
+            let decay = self.config.train.ema_decay;
+            self.ema = Some(update_ema(e, &self.model.valid(), decay));
         }
+        self.step = step + 1;
+        self.last_loss = loss;
+        Ok(self.stats(loss, (expr, latent, mmd), lr, parts.expr_samples))
+    }
 
-        let elapsed = loop_start.elapsed().as_secs_f64();
-        let rate = (done - start) as f64 / elapsed.max(1e-9);
-        let eta = (t.steps - done) as f64 / rate.max(1e-9);
-        let parts_text = format!(
-            "loss {loss:.4} (expr {expr:.4}{}{})",
-            latent
-                .map(|v| format!(", latent {v:.4}"))
-                .unwrap_or_default(),
-            mmd.map(|v| format!(", mmd {v:.4}")).unwrap_or_default()
-        );
-        progress.draw(
-            &format!(
-                "step {done}/{} {parts_text} lr {lr:.2e} {rate:.2} steps/s ETA {}",
-                t.steps,
-                fmt_eta(eta)
-            ),
-            done == t.steps,
-        );
-        if done % o.log_every == 0 || done == t.steps || done == start + 1 {
-            let line = json!({"step": done, "loss": loss, "loss_expr": expr,
-                "loss_latent": latent, "mmd": mmd, "lr": lr, "expr_samples": parts.expr_samples,
-                "steps_per_second": rate, "elapsed_seconds": elapsed});
-            writeln!(log, "{line}").map_err(|e| TrainError::io(run_dir.log(), e))?;
-            if !progress.bar {
-                say(format!(
-                    "step {done}/{} {parts_text} lr {lr:.2e} {rate:.2} steps/s ETA {}",
-                    t.steps,
-                    fmt_eta(eta)
-                ));
-            }
-        }
-        let validate_now = !val_names.is_empty()
-            && ((t.validate_every > 0 && done % t.validate_every == 0) || done == t.steps);
-        if validate_now {
-            B::seed(device, step_seed(t.seed ^ 0x5641_4c49_4441_5445, step));
-            let started = Instant::now();
-            let inner = match &ema {
-                Some(e) => e.clone(),
-                None => model.valid(),
-            };
-            let m = validate(
-                &exp,
-                &inner,
-                &inner_mask,
-                &denoiser,
-                &val_names,
-                &val_genes,
-                t.val_cells,
-                t.seed,
-                &inner_device,
-            )?;
-            let line = json!({"step": done, "validation": {"conditions": m.conditions,
-                "pearson_delta": m.pearson_delta, "mse": m.mse, "mse_delta": m.mse_delta,
-                "seconds": started.elapsed().as_secs_f64()}});
-            writeln!(log, "{line}").map_err(|e| TrainError::io(run_dir.log(), e))?;
-            progress.finish();
-            say(format!(
-                "validation at step {done}: {} conditions, pearson_delta {}, mse {} ({:.1} s)",
-                m.conditions,
-                m.pearson_delta
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or("-".into()),
-                m.mse.map(|v| format!("{v:.5}")).unwrap_or("-".into()),
-                started.elapsed().as_secs_f64()
-            ));
-            validation = Some(m);
-        }
-        let stopping = stop_requested() && done < t.steps;
-        if done % o.checkpoint_every == 0 || done == t.steps || stopping {
-            let mut files = vec![
-                ("model.bin", module_bytes::<B, _>(model.clone())),
-                ("optimizer.bin", optim.to_bytes()),
-                ("config.toml", resolved_text.clone().into_bytes()),
-            ];
-            if let Some(e) = &ema {
-                files.push(("ema.bin", module_bytes::<B::InnerBackend, _>(e.clone())));
-            }
-            let s = sampler.state();
-            let state = CheckpointState {
-                step: done,
-                steps: t.steps,
-                next_lr: schedule.at(done.min(t.steps - 1)),
-                optimizer: t.optimizer.clone(),
-                sampler_seed: s.seed,
-                sampler_position: s.word_pos.to_string(),
-                extractor_position: extractor.as_ref().map(|x| x.rng_position().to_string()),
-                extractor_stats: extractor.as_ref().map(|x| x.stats.to_json()),
-                model_config: model_json.clone(),
-                has_ema: ema.is_some(),
-                last_loss: loss,
-                files: Default::default(),
-            };
-            let written = run_dir
-                .write_checkpoint(&state, &files, o.keep_checkpoints)
-                .map_err(|e| TrainError::CheckpointWrite {
-                    step: done,
-                    run: out.to_path_buf(),
-                    source: Box::new(e),
-                    last_checkpoint: last_checkpoint.clone(),
-                });
-            if written.is_err() {
-                progress.finish();
-            }
-            last_checkpoint = Some(written?);
-        }
-        if stopping {
-            progress.finish();
-            say(format!("stop requested: checkpoint of step {done} written"));
-            interrupted = true;
-            break;
-        }
-        if opts.stop_after == Some(done) && done < t.steps {
-            progress.finish();
-            say(format!("stopped after step {done} as asked"));
-            break;
+    fn stats(
+        &self,
+        loss: f64,
+        (loss_expr, loss_latent, mmd): (f64, Option<f64>, Option<f64>),
+        lr: f64,
+        expr_samples: usize,
+    ) -> StepStats {
+        let elapsed = self.loop_start.elapsed().as_secs_f64();
+        let done = self.step;
+        let total = self.config.train.steps;
+        StepStats {
+            step: done,
+            total_steps: total,
+            loss,
+            loss_expr,
+            loss_latent,
+            mmd,
+            lr,
+            expr_samples,
+            steps_per_second: (done - self.start) as f64 / elapsed.max(1e-9),
+            elapsed_seconds: elapsed,
+            logged: done.is_multiple_of(self.config.output.log_every)
+                || done == total
+                || done == self.start + 1,
         }
     }
-    progress.finish();
-    let seconds = started.elapsed().as_secs_f64();
-    let trained = loop_start.elapsed().as_secs_f64();
-    let checkpoint = run_dir.latest()?.unwrap_or_else(|| out.join("checkpoints"));
-    drop(lock);
-    Ok(TrainSummary {
-        run: out.to_path_buf(),
-        steps: completed.max(start),
-        total_steps: t.steps,
-        resumed_from: resume.then_some(start),
-        last_loss,
-        seconds,
-        steps_per_second: (completed - start) as f64 / trained.max(1e-9),
-        validation,
-        checkpoint,
-        interrupted,
-    })
+
+    /// Whether the step just completed is due a validation pass.
+    fn validation_due(&self) -> bool {
+        let (t, done) = (&self.config.train, self.step);
+        !self.validation.conditions.is_empty()
+            && ((t.validate_every > 0 && done % t.validate_every == 0) || done == t.steps)
+    }
+
+    /// Generate cells for the validation conditions with the current weights (the EMA when
+    /// kept) and score them.
+    pub fn validate(&mut self) -> Result<TrainEvent, TrainError> {
+        let t = &self.config.train;
+        B::seed(
+            &self.device,
+            step_seed(t.seed ^ 0x5641_4c49_4441_5445, self.step - 1),
+        );
+        let started = Instant::now();
+        let model = match &self.ema {
+            Some(e) => e.clone(),
+            None => self.model.valid(),
+        };
+        let generator = Generator {
+            exp: &self.exp,
+            model: &model,
+            mask: &self.inner_mask,
+            denoiser: &self.denoiser,
+            genes: &self.validation.genes,
+            batch_size: self.config.sample.batch_size,
+            device: &self.device,
+        };
+        let metrics =
+            generator.validation_metrics(&self.validation.conditions, t.val_cells, t.seed)?;
+        Ok(TrainEvent::Validation {
+            step: self.step,
+            metrics,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Write a checkpoint of the step just completed.
+    pub fn checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+        let (t, done) = (&self.config.train, self.step);
+        let mut files = vec![
+            ("model.bin", module_bytes::<B, _>(self.model.clone())),
+            ("optimizer.bin", self.optim.to_bytes()),
+            ("config.toml", self.resolved_text.clone().into_bytes()),
+        ];
+        if let Some(e) = &self.ema {
+            files.push(("ema.bin", module_bytes::<B::InnerBackend, _>(e.clone())));
+        }
+        let s = self.sampler.state();
+        let x = self.extractor.as_ref();
+        let state = CheckpointState {
+            step: done,
+            steps: t.steps,
+            next_lr: self.schedule.at(done.min(t.steps - 1)),
+            optimizer: t.optimizer.name().to_string(),
+            sampler_seed: s.seed,
+            sampler_position: s.word_pos.to_string(),
+            extractor_position: x.map(|x| x.rng_position().to_string()),
+            extractor_stats: x.map(|x| x.stats.to_json()),
+            model_config: self.model_json.clone(),
+            has_ema: self.ema.is_some(),
+            last_loss: self.last_loss,
+            files: Default::default(),
+        };
+        let written = self
+            .run_dir
+            .write_checkpoint(&state, &files, self.config.output.keep_checkpoints)
+            .map_err(|e| TrainError::CheckpointWrite {
+                step: done,
+                run: self.run_dir.path.clone(),
+                source: Box::new(e),
+                last_checkpoint: self.last_checkpoint.clone(),
+            })?;
+        self.last_checkpoint = Some(written.clone());
+        Ok(written)
+    }
+
+    /// Append an event to the run's JSONL log (logged steps and validation passes).
+    fn record(&mut self, event: &TrainEvent) -> Result<(), TrainError> {
+        let line = match event {
+            TrainEvent::Step(s) if s.logged => json!({"step": s.step, "loss": s.loss,
+                "loss_expr": s.loss_expr, "loss_latent": s.loss_latent, "mmd": s.mmd,
+                "lr": s.lr, "expr_samples": s.expr_samples,
+                "steps_per_second": s.steps_per_second, "elapsed_seconds": s.elapsed_seconds}),
+            TrainEvent::Validation {
+                step,
+                metrics: m,
+                seconds,
+            } => json!({"step": step, "validation": {"conditions": m.conditions,
+                "pearson_delta": m.pearson_delta, "mse": m.mse, "mse_delta": m.mse_delta,
+                "seconds": seconds}}),
+            _ => return Ok(()),
+        };
+        let path = self.run_dir.log();
+        match self.log.as_mut() {
+            Some(f) => writeln!(f, "{line}").map_err(|e| TrainError::io(&path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Train to the configured steps (or until stopped), reporting every event.
+    pub fn run(mut self, opts: TrainOptions<'_>) -> Result<TrainSummary, TrainError> {
+        let observer = opts.observer;
+        let stop_requested = || opts.stop.is_some_and(|f| f.load(Ordering::SeqCst));
+        let total = self.config.train.steps;
+        observer(&TrainEvent::Started {
+            start_step: self.start,
+            total_steps: total,
+            progress: self.config.output.progress,
+        });
+        self.loop_start = Instant::now();
+        let (mut validation, mut interrupted) = (None, false);
+        while self.step < total {
+            if stop_requested() {
+                interrupted = true;
+                break;
+            }
+            let batch = self.next_batch()?;
+            let stats = self.step(batch)?;
+            self.emit(TrainEvent::Step(stats), observer)?;
+            if self.validation_due() {
+                let event = self.validate()?;
+                if let TrainEvent::Validation { metrics, .. } = &event {
+                    validation = Some(metrics.clone());
+                }
+                self.emit(event, observer)?;
+            }
+            let done = self.step;
+            let stopping = stop_requested() && done < total;
+            if done.is_multiple_of(self.config.output.checkpoint_every) || done == total || stopping
+            {
+                let path = self.checkpoint()?;
+                self.emit(TrainEvent::Checkpoint { step: done, path }, observer)?;
+            }
+            let reason = if stopping {
+                Some(StopReason::Requested)
+            } else if opts.stop_after == Some(done) && done < total {
+                Some(StopReason::StepLimit)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                observer(&TrainEvent::Stopped { step: done, reason });
+                interrupted = reason == StopReason::Requested;
+                break;
+            }
+        }
+        let trained = self.loop_start.elapsed().as_secs_f64();
+        let checkpoint = self
+            .run_dir
+            .latest()?
+            .unwrap_or_else(|| self.run_dir.path.join("checkpoints"));
+        Ok(TrainSummary {
+            run: self.run_dir.path.clone(),
+            steps: self.step,
+            total_steps: total,
+            resumed_from: self.resumed.then_some(self.start),
+            last_loss: self.last_loss,
+            seconds: self.started.elapsed().as_secs_f64(),
+            steps_per_second: (self.step - self.start) as f64 / trained.max(1e-9),
+            validation,
+            checkpoint,
+            interrupted,
+        })
+    }
+
+    fn emit(
+        &mut self,
+        event: TrainEvent,
+        observer: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<(), TrainError> {
+        self.record(&event)?;
+        observer(&event);
+        Ok(())
+    }
+}
+
+/// What [`Trainer::new`] and [`Trainer::resume`] build the same way from a configuration.
+struct Parts<B: AutodiffBackend> {
+    exp: Experiment,
+    extractor: Option<FrozenScgptExtractor<B::InnerBackend>>,
+    denoiser: CascadedDenoiser,
+    sampler: TrainSampler,
+    model: CascadedFlowModel<B>,
+    model_json: serde_json::Value,
+    started: Instant,
+}
+
+impl<B: AutodiffBackend> Parts<B> {
+    fn build(
+        config: &RunConfig,
+        device: &B::Device,
+        observer: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<Self, TrainError> {
+        let started = Instant::now();
+        let mut say = |s: String| observer(&TrainEvent::Message(s));
+        let exp = Experiment::new(config, &cache_dir(), &mut say)?;
+        let inner_device: burn::tensor::Device<B::InnerBackend> = device.clone();
+        let extractor = exp.extractor::<B::InnerBackend>(&inner_device)?;
+        if let Some(x) = &extractor {
+            let (inv, n) = x.coverage();
+            say(format!(
+                "scGPT: {} ({} layers, d {}), {inv} of {n} genes in its vocabulary",
+                config.latent.scgpt_dir.display(),
+                x.model.args.nlayers,
+                x.dim()
+            ));
+        }
+        let model_cfg = exp.model_config();
+        let t = &config.train;
+        let sampler = TrainSampler::new(
+            &exp.data,
+            &exp.split,
+            t.batch_size,
+            config.data.genes_per_step,
+            t.seed,
+        )?;
+        B::seed(device, t.seed);
+        let model = number_params(model_cfg.init::<B>(device));
+        Ok(Self {
+            denoiser: CascadedDenoiser::new(config.denoiser())?,
+            model_json: serde_json::to_value(&model_cfg).expect("config serialises"),
+            exp,
+            extractor,
+            sampler,
+            model,
+            started,
+        })
+    }
 }

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
 use ccfm_data::Size;
+use ccfm_train::config::PerturbationChoice;
 use ccfm_train::demo::write_inputs;
 use ccfm_train::{
-    predict, train_new, train_resume, PredictOptions, RunConfig, TrainError, TrainOptions,
-    TrainSummary,
+    predict, train_new, train_resume, PredictOptions, RunConfig, TrainError, TrainEvent,
+    TrainOptions, TrainSummary,
 };
 use serde_json::json;
 
@@ -78,13 +79,12 @@ fn train(
     run: &Path,
     stop_after: Option<usize>,
 ) -> Result<TrainSummary, TrainError> {
-    let mut say = quiet();
     train_new::<B>(
         cfg,
         run,
         &Default::default(),
         TrainOptions {
-            say: &mut say,
+            observer: &mut |_: &TrainEvent| {},
             stop_after,
             stop: None,
         },
@@ -111,7 +111,6 @@ fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
     let dir = tmp(&format!("resume-{latent}-{}", extra.len()));
     let cfg = tiny_config(&dir, latent, extra);
     let device = Default::default();
-    let mut say = quiet();
     let full = train(cfg.clone(), &dir.join("full"), None).unwrap();
     // Stop after step 5 (the last checkpoint is step 4), then resume.
     let part = dir.join("part");
@@ -122,7 +121,7 @@ fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
         &part,
         &device,
         TrainOptions {
-            say: &mut say,
+            observer: &mut |_: &TrainEvent| {},
             stop_after: None,
             stop: None,
         },
@@ -370,7 +369,7 @@ fn a_checkpoint_from_another_config_is_refused() {
         &run,
         &device,
         TrainOptions {
-            say: &mut say,
+            observer: &mut |_: &TrainEvent| {},
             stop_after: None,
             stop: None,
         },
@@ -457,11 +456,11 @@ fn the_shipped_configs_parse_and_hold_the_reference_settings() {
     let norman = RunConfig::read(&root.join("norman.toml"), &paths).unwrap();
     // configs/norman.toml spells out the defaults: the reference settings.
     let mut defaults = RunConfig::parse("", "defaults", &paths).unwrap();
-    defaults.model.perturbation = "crispr".into();
+    defaults.model.perturbation = PerturbationChoice::Crispr;
     defaults.train.val_cells = 128;
     assert_eq!(norman, defaults);
     let combo = RunConfig::read(&root.join("combosciplex.toml"), &paths).unwrap();
-    assert_eq!(combo.model.perturbation, "drug");
+    assert_eq!(combo.model.perturbation, PerturbationChoice::Drug);
     assert_eq!(combo.data.split, "configs/combosciplex_split.json");
     assert_eq!(
         (
