@@ -106,9 +106,125 @@ pub fn baseline_pairs(
 ) -> Result<Vec<(String, EvalPair)>, EvalError> {
     let g = real.n_genes();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // The training file may label its controls with the evaluation's control label or with
-    // any of the schema control labels (`ctrl`, `control`, `control+control`).
-    let canon: Vec<String> = train
+    let effects = TrainingEffects::new(real, train)?;
+    // The same shift for every perturbation.
+    let everywhere = |shift: &[f64]| -> BTreeMap<String, Vec<f64>> {
+        real.perts
+            .iter()
+            .map(|p| (p.clone(), shift.to_vec()))
+            .collect()
+    };
+    let mut out = Vec::new();
+    let zero = everywhere(&vec![0.0; g]);
+    out.push(("control".to_string(), shifted_pair(real, &zero, &mut rng)?));
+    let mean = everywhere(&effects.mean);
+    out.push(("mean".to_string(), shifted_pair(real, &mean, &mut rng)?));
+    let additive = effects.additive_shifts(&real.perts);
+    if !additive.is_empty() {
+        out.push((
+            "additive".to_string(),
+            shifted_pair(real, &additive, &mut rng)?,
+        ));
+    }
+    if let Some(ceiling) = ceiling_pair(real, &mut rng)? {
+        out.push(("ceiling".to_string(), ceiling));
+    }
+    Ok(out)
+}
+
+/// The pair of the real cells of `shifts`' perturbations and the shifted control cells.
+fn shifted_pair(
+    real: &EvalPair,
+    shifts: &BTreeMap<String, Vec<f64>>,
+    rng: &mut ChaCha8Rng,
+) -> Result<EvalPair, EvalError> {
+    let (sub_real, pred) = shifted(real, shifts, rng);
+    EvalPair::new(
+        real.genes.clone(),
+        &real.genes,
+        &real.genes,
+        sub_real,
+        pred,
+        &real.control,
+    )
+}
+
+/// The effects measured on the training cells, against the training control mean.
+struct TrainingEffects {
+    /// The mean of all perturbed training cells minus the control mean (0 when there are none).
+    mean: Vec<f64>,
+    /// Per single-gene perturbation, the mean of its cells minus the control mean.
+    singles: BTreeMap<String, Vec<f64>>,
+}
+
+impl TrainingEffects {
+    /// The effects in `train`; an error when it has no control cells.
+    fn new(real: &EvalPair, train: &CellSet) -> Result<Self, EvalError> {
+        let g = real.n_genes();
+        let canon = training_labels(real, train);
+        let train_ctrl: Vec<usize> = (0..canon.len())
+            .filter(|&i| canon[i] == "control")
+            .collect();
+        if train_ctrl.is_empty() {
+            return Err(EvalError::NoControl {
+                side: "training",
+                control: format!("{} (or ctrl / control)", real.control),
+            });
+        }
+        let mu_ctrl = mean_rows(&train.x, g, &train_ctrl);
+        let delta_of = |cells: &[usize]| -> Vec<f64> {
+            mean_rows(&train.x, g, cells)
+                .iter()
+                .zip(&mu_ctrl)
+                .map(|(a, b)| a - b)
+                .collect()
+        };
+        let perturbed: Vec<usize> = (0..canon.len())
+            .filter(|&i| canon[i] != "control")
+            .collect();
+        let mut by_single: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in &perturbed {
+            let c = Condition::parse(&canon[i]);
+            if c.tokens.len() == 1 {
+                by_single.entry(c.tokens[0].clone()).or_default().push(i);
+            }
+        }
+        let singles = by_single
+            .iter()
+            .map(|(k, v)| (k.clone(), delta_of(v)))
+            .collect();
+        let mean = if perturbed.is_empty() {
+            vec![0.0; g]
+        } else {
+            delta_of(&perturbed)
+        };
+        Ok(Self { mean, singles })
+    }
+
+    /// Δ_A + Δ_B for each double `A+B` of `perts` whose two singles were trained on.
+    fn additive_shifts(&self, perts: &[String]) -> BTreeMap<String, Vec<f64>> {
+        perts
+            .iter()
+            .filter_map(|p| {
+                let c = Condition::parse(p);
+                if c.tokens.len() != 2 {
+                    return None;
+                }
+                let (a, b) = (
+                    self.singles.get(&c.tokens[0])?,
+                    self.singles.get(&c.tokens[1])?,
+                );
+                Some((p.clone(), a.iter().zip(b).map(|(x, y)| x + y).collect()))
+            })
+            .collect()
+    }
+}
+
+/// The canonical name of each training label. The training file may label its controls with
+/// the evaluation's control label or with any of the schema control labels (`ctrl`,
+/// `control`, `control+control`): all become `control`.
+fn training_labels(real: &EvalPair, train: &CellSet) -> Vec<String> {
+    train
         .labels
         .iter()
         .map(|l| {
@@ -118,89 +234,7 @@ pub fn baseline_pairs(
                 canonical(l)
             }
         })
-        .collect();
-    let train_ctrl: Vec<usize> = (0..canon.len())
-        .filter(|&i| canon[i] == "control")
-        .collect();
-    if train_ctrl.is_empty() {
-        return Err(EvalError::NoControl {
-            side: "training",
-            control: format!("{} (or ctrl / control)", real.control),
-        });
-    }
-    let mu_ctrl = mean_rows(&train.x, g, &train_ctrl);
-    let delta_of = |cells: &[usize]| -> Vec<f64> {
-        mean_rows(&train.x, g, cells)
-            .iter()
-            .zip(&mu_ctrl)
-            .map(|(a, b)| a - b)
-            .collect()
-    };
-    let perturbed: Vec<usize> = (0..canon.len())
-        .filter(|&i| canon[i] != "control")
-        .collect();
-    let mut by_single: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for &i in &perturbed {
-        let c = Condition::parse(&canon[i]);
-        if c.tokens.len() == 1 {
-            by_single.entry(c.tokens[0].clone()).or_default().push(i);
-        }
-    }
-    let single_delta: BTreeMap<&String, Vec<f64>> =
-        by_single.iter().map(|(k, v)| (k, delta_of(v))).collect();
-    let mean_delta = if perturbed.is_empty() {
-        vec![0.0; g]
-    } else {
-        delta_of(&perturbed)
-    };
-
-    let make =
-        |shifts: BTreeMap<String, Vec<f64>>, rng: &mut ChaCha8Rng| -> Result<EvalPair, EvalError> {
-            let (sub_real, pred) = shifted(real, &shifts, rng);
-            EvalPair::new(
-                real.genes.clone(),
-                &real.genes,
-                &real.genes,
-                sub_real,
-                pred,
-                &real.control,
-            )
-        };
-    let mut out = Vec::new();
-    let zero: BTreeMap<String, Vec<f64>> = real
-        .perts
-        .iter()
-        .map(|p| (p.clone(), vec![0.0; g]))
-        .collect();
-    out.push(("control".to_string(), make(zero, &mut rng)?));
-    let mean: BTreeMap<String, Vec<f64>> = real
-        .perts
-        .iter()
-        .map(|p| (p.clone(), mean_delta.clone()))
-        .collect();
-    out.push(("mean".to_string(), make(mean, &mut rng)?));
-    let additive: BTreeMap<String, Vec<f64>> = real
-        .perts
-        .iter()
-        .filter_map(|p| {
-            let c = Condition::parse(p);
-            if c.tokens.len() != 2 {
-                return None;
-            }
-            let (a, b) = (
-                single_delta.get(&c.tokens[0])?,
-                single_delta.get(&c.tokens[1])?,
-            );
-            Some((p.clone(), a.iter().zip(b).map(|(x, y)| x + y).collect()))
-        })
-        .collect();
-    if !additive.is_empty() {
-        out.push(("additive".to_string(), make(additive, &mut rng)?));
-    }
-    if let Some(ceiling) = ceiling_pair(real, &mut rng)? {
-        out.push(("ceiling".to_string(), ceiling));
-    }
-    Ok(out)
+        .collect()
 }
 
 /// Disjoint halves of the real cells (perturbations with at least 2 cells, and the controls).

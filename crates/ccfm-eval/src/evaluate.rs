@@ -90,9 +90,43 @@ pub fn evaluate_with_progress(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Evaluation, EvalError> {
     let start = Instant::now();
+    let pair = load_pair(real, pred, opts)?;
+    let Training { pairs, groups } = match &opts.train {
+        Some(train_path) => training_baselines(&pair, train_path, opts)?,
+        None => Training::default(),
+    };
+    let total = 1 + pairs.len();
+    progress(0, total);
+    let model = compute(&pair, opts.profile);
+    progress(1, total);
+    let mut baselines = Vec::with_capacity(pairs.len());
+    for (name, bp) in pairs {
+        baselines.push((name, compute(&bp, opts.profile)));
+        progress(1 + baselines.len(), total);
+    }
+    let deltas = mean_effects(&pair);
+    let loss = match &opts.loss_log {
+        Some(path) => read_loss(path)?,
+        None => Vec::new(),
+    };
+    Ok(Evaluation {
+        real_path: real.to_path_buf(),
+        pred_path: pred.to_path_buf(),
+        n_genes: pair.n_genes(),
+        model,
+        baselines,
+        groups,
+        deltas,
+        loss,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Read both sides and check them as a pair (an error names both files).
+fn load_pair(real: &Path, pred: &Path, opts: &EvaluateOptions) -> Result<EvalPair, EvalError> {
     let r = load_cells(real, &opts.pert_col)?;
     let p = load_cells(pred, &opts.pert_col)?;
-    let pair = EvalPair::new(
+    EvalPair::new(
         r.genes.clone(),
         &r.genes,
         &p.genes,
@@ -104,67 +138,59 @@ pub fn evaluate_with_progress(
         real: real.to_path_buf(),
         pred: pred.to_path_buf(),
         source: Box::new(e),
-    })?;
-    let (mut pairs, mut groups) = (Vec::new(), BTreeMap::new());
-    if let Some(train_path) = &opts.train {
-        let t = load_cells(train_path, &opts.pert_col)?;
-        if t.genes != pair.genes {
-            return Err(EvalError::GeneMismatch {
-                detail: format!(
-                    "the training file {} has {} genes in a different order or set",
-                    train_path.display(),
-                    t.genes.len()
-                ),
-            });
-        }
-        groups = seen_groups(&pair.perts, &t.cells.labels);
-        pairs = baseline_pairs(&pair, &t.cells, opts.seed)?;
+    })
+}
+
+/// What the training data gives a run: the baseline pairs and the seen groups.
+#[derive(Default)]
+struct Training {
+    pairs: Vec<(String, EvalPair)>,
+    groups: BTreeMap<String, String>,
+}
+
+/// The baseline pairs and the seen groups from the training file at `train_path`.
+fn training_baselines(
+    pair: &EvalPair,
+    train_path: &Path,
+    opts: &EvaluateOptions,
+) -> Result<Training, EvalError> {
+    let t = load_cells(train_path, &opts.pert_col)?;
+    if t.genes != pair.genes {
+        return Err(EvalError::GeneMismatch {
+            detail: format!(
+                "the training file {} has {} genes in a different order or set",
+                train_path.display(),
+                t.genes.len()
+            ),
+        });
     }
-    let total = 1 + pairs.len();
-    progress(0, total);
-    let model = compute(&pair, opts.profile);
-    progress(1, total);
-    let mut baselines = Vec::with_capacity(pairs.len());
-    for (name, bp) in pairs {
-        baselines.push((name, compute(&bp, opts.profile)));
-        progress(1 + baselines.len(), total);
-    }
+    let groups = seen_groups(&pair.perts, &t.cells.labels);
+    let pairs = baseline_pairs(pair, &t.cells, opts.seed)?;
+    Ok(Training { pairs, groups })
+}
+
+/// Per perturbation, the real and predicted mean effects (pseudobulk minus control).
+fn mean_effects(pair: &EvalPair) -> Vec<(String, Vec<f32>, Vec<f32>)> {
     let g = pair.n_genes();
     let rc = pseudobulk(&pair.real.x, g, &pair.real_groups.control);
     let pc = pseudobulk(&pair.pred.x, g, &pair.pred_groups.control);
-    let deltas = pair
-        .perts
+    let d = |x: &[f32], cells: &[usize], c: &[f32]| -> Vec<f32> {
+        pseudobulk(x, g, cells)
+            .iter()
+            .zip(c)
+            .map(|(a, b)| a - b)
+            .collect()
+    };
+    pair.perts
         .iter()
         .map(|q| {
-            let d = |x: &[f32], cells: &[usize], c: &[f32]| -> Vec<f32> {
-                pseudobulk(x, g, cells)
-                    .iter()
-                    .zip(c)
-                    .map(|(a, b)| a - b)
-                    .collect()
-            };
             (
                 q.clone(),
                 d(&pair.real.x, &pair.real_groups.by_pert[q], &rc),
                 d(&pair.pred.x, &pair.pred_groups.by_pert[q], &pc),
             )
         })
-        .collect();
-    let loss = match &opts.loss_log {
-        Some(path) => read_loss(path)?,
-        None => Vec::new(),
-    };
-    Ok(Evaluation {
-        real_path: real.to_path_buf(),
-        pred_path: pred.to_path_buf(),
-        n_genes: g,
-        model,
-        baselines,
-        groups,
-        deltas,
-        loss,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+        .collect()
 }
 
 impl Evaluation {

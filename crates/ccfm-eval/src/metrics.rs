@@ -4,9 +4,11 @@
 //! and float32 casts, as cell-eval and pdex do. `clustering_agreement` (Leiden) is not
 //! computed.
 
+use std::collections::HashSet;
+
 use rayon::prelude::*;
 
-use crate::pair::{mean_rows, pseudobulk, EvalPair};
+use crate::pair::{mean_rows, pseudobulk, EvalPair, Groups};
 use crate::stats::{
     average_precision, benjamini_hochberg, mann_whitney, pearson, roc_auc, spearman,
 };
@@ -232,251 +234,367 @@ fn distances(kind: &str, a: &[f32], b: &[f32], keep: &[bool]) -> f64 {
 
 /// Compute the profile's metrics.
 pub fn compute(pair: &EvalPair, profile: Profile) -> MetricTable {
-    let g = pair.n_genes();
-    let perts = pair.perts.clone();
-    let np = perts.len();
-    let rg = &pair.real_groups;
-    let pg = &pair.pred_groups;
-    let real_ctrl = pseudobulk(&pair.real.x, g, &rg.control);
-    let pred_ctrl = pseudobulk(&pair.pred.x, g, &pg.control);
-    let real_pb: Vec<Vec<f32>> = perts
-        .iter()
-        .map(|p| pseudobulk(&pair.real.x, g, &rg.by_pert[p]))
-        .collect();
-    let pred_pb: Vec<Vec<f32>> = perts
-        .iter()
-        .map(|p| pseudobulk(&pair.pred.x, g, &pg.by_pert[p]))
-        .collect();
-    let delta = |pb: &[f32], ctrl: &[f32]| -> Vec<f32> {
-        pb.iter().zip(ctrl).map(|(a, b)| a - b).collect()
+    let full = profile == Profile::Full;
+    let fx = Effects::new(pair);
+    let de = DeSides::new(pair);
+    let mut table = MetricTable {
+        perts: pair.perts.clone(),
+        columns: Vec::new(),
     };
-    let real_d: Vec<Vec<f32>> = real_pb.iter().map(|v| delta(v, &real_ctrl)).collect();
-    let pred_d: Vec<Vec<f32>> = pred_pb.iter().map(|v| delta(v, &pred_ctrl)).collect();
-    let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
-    let mean_err = |a: &[f32], b: &[f32], sq: bool| -> f64 {
+    push_overlaps(&mut table, &de, profile);
+    let (nsig_real, nsig_pred) = de.nsig_counts();
+    if full {
+        push_de_agreement(&mut table, &de, &nsig_real, &nsig_pred);
+    }
+    table.push("de_nsig_counts_real", nsig_real);
+    table.push("de_nsig_counts_pred", nsig_pred);
+    if full {
+        push_de_aucs(&mut table, &de);
+    }
+    push_pseudobulk_errors(&mut table, &fx, full);
+    push_discrimination(&mut table, pair, &fx, full);
+    if full {
+        push_distributional(&mut table, pair, &fx);
+    }
+    table
+}
+
+/// Per-perturbation pseudobulks and effects (pseudobulk minus control) on both sides.
+struct Effects {
+    g: usize,
+    real_pb: Vec<Vec<f32>>,
+    pred_pb: Vec<Vec<f32>>,
+    real_d: Vec<Vec<f32>>,
+    pred_d: Vec<Vec<f32>>,
+}
+
+impl Effects {
+    /// Pseudobulks of every perturbation of `pair`, each side against its own control cells.
+    fn new(pair: &EvalPair) -> Self {
+        let g = pair.n_genes();
+        let (real_pb, real_d) = side_effects(&pair.real.x, g, &pair.real_groups, &pair.perts);
+        let (pred_pb, pred_d) = side_effects(&pair.pred.x, g, &pair.pred_groups, &pair.perts);
+        Self {
+            g,
+            real_pb,
+            pred_pb,
+            real_d,
+            pred_d,
+        }
+    }
+
+    /// Mean over the genes of `|a - b|`, or of `(a - b)²` when `squared`, in f64.
+    fn mean_err(&self, a: &[f32], b: &[f32], squared: bool) -> f64 {
         a.iter()
             .zip(b)
             .map(|(&x, &y)| {
                 let d = x as f64 - y as f64;
-                if sq {
+                if squared {
                     d * d
                 } else {
                     d.abs()
                 }
             })
             .sum::<f64>()
-            / g as f64
-    };
+            / self.g as f64
+    }
+}
 
-    // DE on both sides.
-    let de = |x: &[f32], groups: &crate::pair::Groups| -> Vec<DeResult> {
-        perts
-            .iter()
-            .map(|p| differential_expression(x, g, &groups.by_pert[p], &groups.control))
-            .collect()
-    };
-    let de_real = de(&pair.real.x, rg);
-    let de_pred = de(&pair.pred.x, pg);
-    // Significant genes ranked by |lfc|, once per perturbation and side.
-    let ranked_real: Vec<Vec<usize>> = de_real.iter().map(DeResult::ranked).collect();
-    let ranked_pred: Vec<Vec<usize>> = de_pred.iter().map(DeResult::ranked).collect();
-    let any_real = ranked_real.iter().any(|r| !r.is_empty());
-    let any_pred = ranked_pred.iter().any(|r| !r.is_empty());
+/// One side's pseudobulk per perturbation, and each minus the side's control pseudobulk.
+fn side_effects(
+    x: &[f32],
+    g: usize,
+    groups: &Groups,
+    perts: &[String],
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let ctrl = pseudobulk(x, g, &groups.control);
+    let pb: Vec<Vec<f32>> = perts
+        .iter()
+        .map(|p| pseudobulk(x, g, &groups.by_pert[p]))
+        .collect();
+    let delta = pb
+        .iter()
+        .map(|v| v.iter().zip(&ctrl).map(|(a, b)| a - b).collect())
+        .collect();
+    (pb, delta)
+}
 
-    let mut table = MetricTable {
-        perts: perts.clone(),
-        columns: Vec::new(),
-    };
-    let ks: [(&str, Option<usize>); 5] = [
-        ("N", None),
-        ("50", Some(50)),
-        ("100", Some(100)),
-        ("200", Some(200)),
-        ("500", Some(500)),
-    ];
+/// The values as f64.
+fn to_f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Both sides' DE per perturbation, with the significant genes ranked by |lfc|.
+struct DeSides {
+    real: Vec<DeResult>,
+    pred: Vec<DeResult>,
+    ranked_real: Vec<Vec<usize>>,
+    ranked_pred: Vec<Vec<usize>>,
+}
+
+impl DeSides {
+    /// DE of every perturbation against its side's control cells, on both sides.
+    fn new(pair: &EvalPair) -> Self {
+        let g = pair.n_genes();
+        let de = |x: &[f32], groups: &Groups| -> Vec<DeResult> {
+            pair.perts
+                .iter()
+                .map(|p| differential_expression(x, g, &groups.by_pert[p], &groups.control))
+                .collect()
+        };
+        let real = de(&pair.real.x, &pair.real_groups);
+        let pred = de(&pair.pred.x, &pair.pred_groups);
+        let ranked_real = real.iter().map(DeResult::ranked).collect();
+        let ranked_pred = pred.iter().map(DeResult::ranked).collect();
+        Self {
+            real,
+            pred,
+            ranked_real,
+            ranked_pred,
+        }
+    }
+
+    /// The number of significant genes per perturbation, real side then predicted side.
+    fn nsig_counts(&self) -> (Vec<f64>, Vec<f64>) {
+        let count = |ranked: &[Vec<usize>]| ranked.iter().map(|r| r.len() as f64).collect();
+        (count(&self.ranked_real), count(&self.ranked_pred))
+    }
+}
+
+/// The cut-offs of `overlap_at_*` and `precision_at_*` (`N`: all significant genes).
+const TOP_K: [(&str, Option<usize>); 5] = [
+    ("N", None),
+    ("50", Some(50)),
+    ("100", Some(100)),
+    ("200", Some(200)),
+    ("500", Some(500)),
+];
+
+/// `overlap_at_*` then `precision_at_*`; the minimal profile has the `N` cut-off only.
+fn push_overlaps(table: &mut MetricTable, de: &DeSides, profile: Profile) {
+    let any_real = de.ranked_real.iter().any(|r| !r.is_empty());
+    let any_pred = de.ranked_pred.iter().any(|r| !r.is_empty());
     for metric in ["overlap", "precision"] {
-        for (label, k) in ks {
+        for (label, k) in TOP_K {
             if profile == Profile::Minimal && label != "N" {
                 continue;
             }
-            let v = (0..np)
-                .map(|i| {
+            let v = de
+                .ranked_real
+                .iter()
+                .zip(&de.ranked_pred)
+                .map(|(r, p)| {
                     if !any_real || !any_pred {
                         return 0.0;
                     }
-                    let (r, p) = (&ranked_real[i], &ranked_pred[i]);
-                    if r.is_empty() || p.is_empty() {
-                        return 0.0;
-                    }
-                    let base = if metric == "overlap" {
-                        r.len()
-                    } else {
-                        p.len()
-                    };
-                    let k_eff = k.unwrap_or(base).min(base);
-                    if k_eff == 0 {
-                        return 0.0;
-                    }
-                    let rs: std::collections::HashSet<usize> =
-                        r.iter().take(k_eff).copied().collect();
-                    p.iter().take(k_eff).filter(|j| rs.contains(j)).count() as f64 / k_eff as f64
+                    top_k_overlap(r, p, k, metric == "overlap")
                 })
                 .collect();
             table.push(&format!("{metric}_at_{label}"), v);
         }
     }
-    let nsig_real: Vec<f64> = ranked_real.iter().map(|r| r.len() as f64).collect();
-    let nsig_pred: Vec<f64> = ranked_pred.iter().map(|r| r.len() as f64).collect();
-    if profile == Profile::Full {
-        // de_spearman_sig: over perturbations with real significant genes.
-        let rows: Vec<usize> = (0..np).filter(|&i| nsig_real[i] > 0.0).collect();
-        let s = if rows.is_empty() {
-            1.0
-        } else {
-            let a: Vec<f64> = rows.iter().map(|&i| nsig_real[i]).collect();
-            let b: Vec<f64> = rows.iter().map(|&i| nsig_pred[i]).collect();
-            spearman(&a, &b)
-        };
-        table.push("de_spearman_sig", vec![s; np]);
-        let mut direction = Vec::new();
-        let mut lfc_corr = Vec::new();
-        let mut recall = Vec::new();
-        for i in 0..np {
-            let sig = de_real[i].significant();
-            if sig.is_empty() {
-                direction.push(None);
-                lfc_corr.push(None);
-                recall.push(None);
-                continue;
-            }
-            let m = sig
-                .iter()
-                .filter(|&&j| sign(de_real[i].lfc[j]) == sign(de_pred[i].lfc[j]))
-                .count();
-            direction.push(Some(m as f64 / sig.len() as f64));
-            let a: Vec<f64> = sig.iter().map(|&j| de_real[i].lfc[j] as f64).collect();
-            let b: Vec<f64> = sig.iter().map(|&j| de_pred[i].lfc[j] as f64).collect();
-            lfc_corr.push(Some(spearman(&a, &b)));
-            let both = sig.iter().filter(|&&j| de_pred[i].fdr[j] < FDR).count();
-            recall.push(Some(both as f64 / sig.len() as f64));
-        }
-        table.columns.push(("de_direction_match".into(), direction));
-        table.columns.push(("de_spearman_lfc_sig".into(), lfc_corr));
-        table.columns.push(("de_sig_genes_recall".into(), recall));
-    }
-    table.push("de_nsig_counts_real", nsig_real);
-    table.push("de_nsig_counts_pred", nsig_pred);
-    if profile == Profile::Full {
-        let mut pr = Vec::new();
-        let mut roc = Vec::new();
-        for i in 0..np {
-            let labels: Vec<bool> = de_real[i].fdr.iter().map(|&q| q < FDR).collect();
-            let scores: Vec<f64> = de_pred[i]
-                .fdr
-                .iter()
-                .map(|&q| -(q.clamp(1e-10, 1.0) as f64).log10())
-                .collect();
-            let pos = labels.iter().filter(|&&l| l).count();
-            if pos == 0 || pos == labels.len() {
-                pr.push(f64::NAN);
-                roc.push(f64::NAN);
-            } else {
-                pr.push(average_precision(&labels, &scores));
-                roc.push(roc_auc(&labels, &scores));
-            }
-        }
-        table.push("pr_auc", pr);
-        table.push("roc_auc", roc);
-    }
+}
 
+/// The share of the top `k` predicted genes among the top `k` real ones, `k` capped at the
+/// real (`overlap`) or predicted (precision) count of significant genes; 0 when a side has none.
+fn top_k_overlap(r: &[usize], p: &[usize], k: Option<usize>, overlap: bool) -> f64 {
+    if r.is_empty() || p.is_empty() {
+        return 0.0;
+    }
+    let base = if overlap { r.len() } else { p.len() };
+    let k_eff = k.unwrap_or(base).min(base);
+    if k_eff == 0 {
+        return 0.0;
+    }
+    let rs: HashSet<usize> = r.iter().take(k_eff).copied().collect();
+    p.iter().take(k_eff).filter(|j| rs.contains(j)).count() as f64 / k_eff as f64
+}
+
+/// `de_spearman_sig`, `de_direction_match`, `de_spearman_lfc_sig` and `de_sig_genes_recall`.
+fn push_de_agreement(table: &mut MetricTable, de: &DeSides, nsig_real: &[f64], nsig_pred: &[f64]) {
+    let np = table.perts.len();
+    table.push(
+        "de_spearman_sig",
+        vec![de_spearman_sig(nsig_real, nsig_pred); np],
+    );
+    let (mut direction, mut lfc_corr, mut recall) = (Vec::new(), Vec::new(), Vec::new());
+    for (real, pred) in de.real.iter().zip(&de.pred) {
+        let a = sig_gene_agreement(real, pred);
+        direction.push(a.as_ref().map(|a| a.direction));
+        lfc_corr.push(a.as_ref().map(|a| a.lfc_spearman));
+        recall.push(a.as_ref().map(|a| a.recall));
+    }
+    table.columns.push(("de_direction_match".into(), direction));
+    table.columns.push(("de_spearman_lfc_sig".into(), lfc_corr));
+    table.columns.push(("de_sig_genes_recall".into(), recall));
+}
+
+/// Spearman correlation of the significant-gene counts over the perturbations with real
+/// significant genes; 1 when no perturbation has any.
+fn de_spearman_sig(nsig_real: &[f64], nsig_pred: &[f64]) -> f64 {
+    let rows: Vec<usize> = (0..nsig_real.len())
+        .filter(|&i| nsig_real[i] > 0.0)
+        .collect();
+    if rows.is_empty() {
+        return 1.0;
+    }
+    let a: Vec<f64> = rows.iter().map(|&i| nsig_real[i]).collect();
+    let b: Vec<f64> = rows.iter().map(|&i| nsig_pred[i]).collect();
+    spearman(&a, &b)
+}
+
+/// How the prediction agrees with one perturbation's real significant genes.
+struct SigAgreement {
+    /// The share with the same lfc sign.
+    direction: f64,
+    /// Spearman correlation of the real and predicted lfcs.
+    lfc_spearman: f64,
+    /// The share also significant in the prediction.
+    recall: f64,
+}
+
+/// The agreement on the real significant genes; `None` when there are none.
+fn sig_gene_agreement(real: &DeResult, pred: &DeResult) -> Option<SigAgreement> {
+    let sig = real.significant();
+    if sig.is_empty() {
+        return None;
+    }
+    let m = sig
+        .iter()
+        .filter(|&&j| sign(real.lfc[j]) == sign(pred.lfc[j]))
+        .count();
+    let a: Vec<f64> = sig.iter().map(|&j| real.lfc[j] as f64).collect();
+    let b: Vec<f64> = sig.iter().map(|&j| pred.lfc[j] as f64).collect();
+    let both = sig.iter().filter(|&&j| pred.fdr[j] < FDR).count();
+    Some(SigAgreement {
+        direction: m as f64 / sig.len() as f64,
+        lfc_spearman: spearman(&a, &b),
+        recall: both as f64 / sig.len() as f64,
+    })
+}
+
+/// `pr_auc` and `roc_auc` per perturbation.
+fn push_de_aucs(table: &mut MetricTable, de: &DeSides) {
+    let (pr, roc): (Vec<f64>, Vec<f64>) = de
+        .real
+        .iter()
+        .zip(&de.pred)
+        .map(|(real, pred)| de_aucs(real, pred))
+        .unzip();
+    table.push("pr_auc", pr);
+    table.push("roc_auc", roc);
+}
+
+/// Average precision and ROC AUC of the predicted −log10 FDRs against the real significant
+/// genes; NaN for both when the real genes are all significant or none is.
+fn de_aucs(real: &DeResult, pred: &DeResult) -> (f64, f64) {
+    let labels: Vec<bool> = real.fdr.iter().map(|&q| q < FDR).collect();
+    let scores: Vec<f64> = pred
+        .fdr
+        .iter()
+        .map(|&q| -(q.clamp(1e-10, 1.0) as f64).log10())
+        .collect();
+    let pos = labels.iter().filter(|&&l| l).count();
+    if pos == 0 || pos == labels.len() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (
+            average_precision(&labels, &scores),
+            roc_auc(&labels, &scores),
+        )
+    }
+}
+
+/// `pearson_delta`, `mse` and `mae`, then in the full profile `mse_delta` and `mae_delta`.
+fn push_pseudobulk_errors(table: &mut MetricTable, fx: &Effects, full: bool) {
+    let np = fx.real_pb.len();
     table.push(
         "pearson_delta",
         (0..np)
-            .map(|i| pearson(&f64s(&pred_d[i]), &f64s(&real_d[i])))
+            .map(|i| pearson(&to_f64s(&fx.pred_d[i]), &to_f64s(&fx.real_d[i])))
             .collect(),
     );
-    table.push(
-        "mse",
+    let errors = |pred: &[Vec<f32>], real: &[Vec<f32>], squared: bool| -> Vec<f64> {
         (0..np)
-            .map(|i| mean_err(&pred_pb[i], &real_pb[i], true))
-            .collect(),
-    );
-    table.push(
-        "mae",
-        (0..np)
-            .map(|i| mean_err(&pred_pb[i], &real_pb[i], false))
-            .collect(),
-    );
-    if profile == Profile::Full {
-        table.push(
-            "mse_delta",
-            (0..np)
-                .map(|i| mean_err(&pred_d[i], &real_d[i], true))
-                .collect(),
-        );
-        table.push(
-            "mae_delta",
-            (0..np)
-                .map(|i| mean_err(&pred_d[i], &real_d[i], false))
-                .collect(),
-        );
+            .map(|i| fx.mean_err(&pred[i], &real[i], squared))
+            .collect()
+    };
+    table.push("mse", errors(&fx.pred_pb, &fx.real_pb, true));
+    table.push("mae", errors(&fx.pred_pb, &fx.real_pb, false));
+    if full {
+        table.push("mse_delta", errors(&fx.pred_d, &fx.real_d, true));
+        table.push("mae_delta", errors(&fx.pred_d, &fx.real_d, false));
     }
-    let kinds: &[&str] = if profile == Profile::Full {
+}
+
+/// `discrimination_score_l1`, then in the full profile `_l2` and `_cosine`.
+fn push_discrimination(table: &mut MetricTable, pair: &EvalPair, fx: &Effects, full: bool) {
+    let kinds: &[&str] = if full {
         &["l1", "l2", "cosine"]
     } else {
         &["l1"]
     };
     for &kind in kinds {
-        let v = (0..np)
-            .map(|i| {
-                let keep: Vec<bool> = pair.genes.iter().map(|gn| *gn != perts[i]).collect();
-                let d: Vec<f64> = (0..np)
-                    .map(|q| distances(kind, &real_d[q], &pred_d[i], &keep))
-                    .collect();
-                let rank = d.iter().filter(|&&v| v < d[i]).count();
-                1.0 - rank as f64 / np as f64
-            })
-            .collect();
+        let v = discrimination_scores(pair, fx, kind);
         table.push(&format!("discrimination_score_{kind}"), v);
     }
-    if profile == Profile::Full {
-        let groups_r: Vec<&[usize]> = perts.iter().map(|p| rg.by_pert[p].as_slice()).collect();
-        let groups_p: Vec<&[usize]> = perts.iter().map(|p| pg.by_pert[p].as_slice()).collect();
-        let (rv, pv) = (
-            SparseRows::new(&pair.real.x, g),
-            SparseRows::new(&pair.pred.x, g),
-        );
-        let er = energy_distances(&rv, &groups_r, &rg.control);
-        let ep = energy_distances(&pv, &groups_p, &pg.control);
-        table.push("pearson_edistance", vec![pearson(&er, &ep); np]);
-        // Beyond cell-eval: scDFM's L2 of the means, CellFlow's R² of the means, E-distance and
-        // RBF MMD between the predicted and the real cells of each perturbation.
-        table.push(
-            "l2",
-            (0..np)
-                .map(|i| (mean_err(&pred_pb[i], &real_pb[i], true) * g as f64).sqrt())
-                .collect(),
-        );
-        table.push(
-            "r_squared",
-            (0..np)
-                .map(|i| r_squared(&real_pb[i], &pred_pb[i]))
-                .collect(),
-        );
-        let dist: Vec<(f64, f64)> = (0..np)
-            .into_par_iter()
-            .map(|i| {
-                let (r, p) = (&rg.by_pert[&perts[i]], &pg.by_pert[&perts[i]]);
-                (
-                    cellflow_e_distance(&pair.pred.x, p, &pair.real.x, r, g),
-                    mmd_rows(&pv, p, &rv, r),
-                )
-            })
-            .collect();
-        table.push("e_distance", dist.iter().map(|d| d.0).collect());
-        table.push("mmd", dist.iter().map(|d| d.1).collect());
-    }
-    table
+}
+
+/// Per perturbation, 1 − the share of real effects strictly nearer to its predicted effect
+/// than its own real effect (distance `kind`, the perturbed gene itself left out).
+fn discrimination_scores(pair: &EvalPair, fx: &Effects, kind: &str) -> Vec<f64> {
+    let np = pair.perts.len();
+    (0..np)
+        .map(|i| {
+            let keep: Vec<bool> = pair.genes.iter().map(|gn| *gn != pair.perts[i]).collect();
+            let d: Vec<f64> = (0..np)
+                .map(|q| distances(kind, &fx.real_d[q], &fx.pred_d[i], &keep))
+                .collect();
+            let rank = d.iter().filter(|&&v| v < d[i]).count();
+            1.0 - rank as f64 / np as f64
+        })
+        .collect()
+}
+
+/// Full profile: cell-eval's `pearson_edistance`, then, beyond cell-eval, scDFM's L2 of the
+/// means, CellFlow's R² of the means, E-distance and RBF MMD between the predicted and the
+/// real cells of each perturbation.
+fn push_distributional(table: &mut MetricTable, pair: &EvalPair, fx: &Effects) {
+    let (g, np, perts) = (fx.g, pair.perts.len(), &pair.perts);
+    let (rg, pg) = (&pair.real_groups, &pair.pred_groups);
+    let groups_r: Vec<&[usize]> = perts.iter().map(|p| rg.by_pert[p].as_slice()).collect();
+    let groups_p: Vec<&[usize]> = perts.iter().map(|p| pg.by_pert[p].as_slice()).collect();
+    let (rv, pv) = (
+        SparseRows::new(&pair.real.x, g),
+        SparseRows::new(&pair.pred.x, g),
+    );
+    let er = energy_distances(&rv, &groups_r, &rg.control);
+    let ep = energy_distances(&pv, &groups_p, &pg.control);
+    table.push("pearson_edistance", vec![pearson(&er, &ep); np]);
+    table.push(
+        "l2",
+        (0..np)
+            .map(|i| (fx.mean_err(&fx.pred_pb[i], &fx.real_pb[i], true) * g as f64).sqrt())
+            .collect(),
+    );
+    table.push(
+        "r_squared",
+        (0..np)
+            .map(|i| r_squared(&fx.real_pb[i], &fx.pred_pb[i]))
+            .collect(),
+    );
+    let dist: Vec<(f64, f64)> = (0..np)
+        .into_par_iter()
+        .map(|i| {
+            let (r, p) = (&rg.by_pert[&perts[i]], &pg.by_pert[&perts[i]]);
+            (
+                cellflow_e_distance(&pair.pred.x, p, &pair.real.x, r, g),
+                mmd_rows(&pv, p, &rv, r),
+            )
+        })
+        .collect();
+    table.push("e_distance", dist.iter().map(|d| d.0).collect());
+    table.push("mmd", dist.iter().map(|d| d.1).collect());
 }
 
 /// sklearn `r2_score(true, pred)`: 1 − Σ(t−p)² / Σ(t−t̄)².

@@ -301,6 +301,32 @@ code{background:#f4f4f4;padding:1px 4px}.best{font-weight:700;background:#e8f4e8
 pub fn render_html(input: &ReportInput<'_>) -> String {
     let e = input.eval;
     let mut s = String::new();
+    write_intro(&mut s, e);
+    let metrics: Vec<&str> = KEY_METRICS
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| e.model.column(m).is_some())
+        .collect();
+    for group in &input.groups {
+        write_summary_table(&mut s, e, &metrics, group);
+    }
+    write_metric_bars(&mut s, e);
+    write_score_strips(&mut s, e);
+    write_effect_scatters(&mut s, e);
+    if !e.loss.is_empty() {
+        s.push_str("<h2>Training</h2>");
+        s.push_str(&loss_chart(&[("model".to_string(), &e.loss)]));
+    }
+    let _ = writeln!(
+        s,
+        "<p>Files: <code>results.csv</code> and <code>agg_results.csv</code> (cell-eval's layout), <code>summary.csv</code>{}.</p></body></html>",
+        if e.baselines.is_empty() { "" } else { ", <code>&lt;baseline&gt;_results.csv</code>" }
+    );
+    s
+}
+
+/// The page's head, the files and sizes of the run, and what the baselines are.
+fn write_intro(s: &mut String, e: &Evaluation) {
     let _ = write!(
         s,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>CCFM evaluation</title><style>{STYLE}</style></head><body>\
@@ -318,49 +344,54 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
     } else {
         s.push_str("<p>Baselines from the training data: <b>control</b> (unchanged control cells), <b>mean</b> (control cells + the mean training effect), <b>additive</b> (control cells + Δ<sub>A</sub> + Δ<sub>B</sub>, doubles whose singles were trained on), <b>ceiling</b> (half of the real cells predicting the other half).</p>");
     }
-    // Summary tables.
-    let metrics: Vec<&str> = KEY_METRICS
+}
+
+/// One summary table: the mean of each of `metrics` per method over `group` (all when `None`).
+fn write_summary_table(s: &mut String, e: &Evaluation, metrics: &[&str], group: &Option<String>) {
+    let label = group.as_deref().unwrap_or("all perturbations");
+    let n = e
+        .model
+        .perts
         .iter()
-        .map(|(m, _)| *m)
-        .filter(|m| e.model.column(m).is_some())
+        .filter(|p| group.as_ref().is_none_or(|g| e.groups.get(*p) == Some(g)))
+        .count();
+    let _ = write!(
+        s,
+        "<h3>Mean over {} ({n})</h3><table><tr><th>method</th>",
+        esc(label)
+    );
+    for m in metrics {
+        let _ = write!(s, "<th>{}</th>", esc(m));
+    }
+    s.push_str("</tr>");
+    let cols: Vec<Vec<(String, Option<f64>)>> = metrics
+        .iter()
+        .map(|m| e.summary(m, group.as_deref()))
         .collect();
-    for group in &input.groups {
-        let label = group.as_deref().unwrap_or("all perturbations");
-        let n = e
-            .model
-            .perts
-            .iter()
-            .filter(|p| group.as_ref().is_none_or(|g| e.groups.get(*p) == Some(g)))
-            .count();
-        let _ = write!(
-            s,
-            "<h3>Mean over {} ({n})</h3><table><tr><th>method</th>",
-            esc(label)
-        );
-        for m in &metrics {
-            let _ = write!(s, "<th>{}</th>", esc(m));
+    for (k, (method, _)) in cols[0].iter().enumerate() {
+        let _ = write!(s, "<tr><td>{}</td>", esc(method));
+        for c in &cols {
+            let _ = write!(s, "<td>{}</td>", fmt(c[k].1));
         }
         s.push_str("</tr>");
-        let cols: Vec<Vec<(String, Option<f64>)>> = metrics
-            .iter()
-            .map(|m| e.summary(m, group.as_deref()))
-            .collect();
-        for (k, (method, _)) in cols[0].iter().enumerate() {
-            let _ = write!(s, "<tr><td>{}</td>", esc(method));
-            for c in &cols {
-                let _ = write!(s, "<td>{}</td>", fmt(c[k].1));
-            }
-            s.push_str("</tr>");
-        }
-        s.push_str("</table>");
     }
+    s.push_str("</table>");
+}
+
+/// A bar chart per key metric of the mean per method.
+fn write_metric_bars(s: &mut String, e: &Evaluation) {
     s.push_str("<h2>Metrics by method</h2><div class=\"charts\">");
     for (m, higher) in KEY_METRICS {
         if e.model.column(m).is_some() {
             s.push_str(&bar_chart(m, higher, &e.summary(m, None)));
         }
     }
-    s.push_str("</div><h2>Per-perturbation scores</h2><div class=\"charts\">");
+    s.push_str("</div>");
+}
+
+/// Strip charts of the per-perturbation values of a few metrics, one row per method.
+fn write_score_strips(s: &mut String, e: &Evaluation) {
+    s.push_str("<h2>Per-perturbation scores</h2><div class=\"charts\">");
     for m in ["pearson_delta", "discrimination_score_l1", "mse"] {
         let rows: Vec<(String, Vec<f64>)> = std::iter::once(("model".to_string(), &e.model))
             .chain(e.baselines.iter().map(|(n, t)| (n.clone(), t)))
@@ -370,7 +401,12 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
             s.push_str(&strip_chart(m, &rows));
         }
     }
-    s.push_str("</div><h2>Predicted vs real effect (model)</h2><p>Each dot is a gene: its mean change from the control cells in the real cells (x) and in the predicted cells (y).</p><div class=\"charts\">");
+    s.push_str("</div>");
+}
+
+/// Predicted vs real effects of the model's first 24 perturbations.
+fn write_effect_scatters(s: &mut String, e: &Evaluation) {
+    s.push_str("<h2>Predicted vs real effect (model)</h2><p>Each dot is a gene: its mean change from the control cells in the real cells (x) and in the predicted cells (y).</p><div class=\"charts\">");
     let pd = e.model.column("pearson_delta");
     for (i, (p, real, pred)) in e.deltas.iter().take(24).enumerate() {
         s.push_str(&scatter(p, real, pred, pd.and_then(|c| c[i])));
@@ -383,14 +419,4 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
         );
     }
     s.push_str("</div>");
-    if !e.loss.is_empty() {
-        s.push_str("<h2>Training</h2>");
-        s.push_str(&loss_chart(&[("model".to_string(), &e.loss)]));
-    }
-    let _ = writeln!(
-        s,
-        "<p>Files: <code>results.csv</code> and <code>agg_results.csv</code> (cell-eval's layout), <code>summary.csv</code>{}.</p></body></html>",
-        if e.baselines.is_empty() { "" } else { ", <code>&lt;baseline&gt;_results.csv</code>" }
-    );
-    s
 }

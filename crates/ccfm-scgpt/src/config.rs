@@ -64,98 +64,137 @@ impl ScgptArgs {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ScgptError> {
         let raw: BTreeMap<String, Value> = serde_json::from_str(text)
             .map_err(|e| bad(path, "(file)", format!("not a JSON object: {e}")))?;
-        // Far above any published scGPT (whole-human: 12 layers, 512 wide, 8 heads), far below
-        // sizes whose layers could not be allocated: a damaged number is an error here.
-        let limit = |k: &str| -> u64 {
-            match k {
-                "nlayers" | "n_layers_cls" => 256,
-                "nheads" => 1024,
-                "max_seq_len" => 1 << 22,
-                _ => 1 << 16,
-            }
-        };
-        let uint = |k: &str| -> Result<usize, ScgptError> {
-            let v = raw
-                .get(k)
-                .ok_or_else(|| bad(path, k, "missing (scGPT's embed_data requires it)".into()))?;
-            let n = v
-                .as_u64()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| bad(path, k, format!("{v} is not a positive integer")))?;
-            if n > limit(k) {
-                return Err(bad(
-                    path,
-                    k,
-                    format!("{n} is beyond the largest supported ({})", limit(k)),
-                ));
-            }
-            Ok(n as usize)
-        };
-        let num = |k: &str| -> Result<f64, ScgptError> {
-            let v = raw
-                .get(k)
-                .ok_or_else(|| bad(path, k, "missing (scGPT's embed_data requires it)".into()))?;
-            v.as_f64()
-                .ok_or_else(|| bad(path, k, format!("{v} is not a number")))
-        };
-        let opt_uint = |k: &str, default: usize| -> Result<usize, ScgptError> {
-            match raw.get(k) {
-                None | Some(Value::Null) => Ok(default),
-                Some(_) => uint(k),
-            }
-        };
-        let input_emb_style = match raw.get("input_emb_style").and_then(Value::as_str) {
-            None | Some("continuous") => InputEmbStyle::Continuous,
-            Some("category") => InputEmbStyle::Category,
-            Some("scaling") => InputEmbStyle::Scaling,
-            Some(other) => {
-                return Err(bad(
-                    path,
-                    "input_emb_style",
-                    format!("`{other}` is not one of continuous, category, scaling"),
-                ))
-            }
-        };
-        let pad_token = raw
-            .get("pad_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(path, "pad_token", "missing or not a string".into()))?
-            .to_string();
+        let f = Fields { raw: &raw, path };
+        let input_emb_style = f.input_emb_style()?;
+        let pad_token = f.pad_token()?;
         let args = Self {
-            embsize: uint("embsize")?,
-            nheads: uint("nheads")?,
-            d_hid: uint("d_hid")?,
-            nlayers: uint("nlayers")?,
-            n_layers_cls: uint("n_layers_cls")?,
-            dropout: num("dropout")?,
+            embsize: f.uint("embsize")?,
+            nheads: f.uint("nheads")?,
+            d_hid: f.uint("d_hid")?,
+            nlayers: f.uint("nlayers")?,
+            n_layers_cls: f.uint("n_layers_cls")?,
+            dropout: f.num("dropout")?,
             pad_token,
-            pad_value: num("pad_value")? as f32,
+            pad_value: f.num("pad_value")? as f32,
             input_emb_style,
-            n_bins: opt_uint("n_bins", 51)?,
-            max_seq_len: opt_uint("max_seq_len", 1200)?,
+            n_bins: f.opt_uint("n_bins", 51)?,
+            max_seq_len: f.opt_uint("max_seq_len", 1200)?,
             raw,
         };
-        if args.n_bins < 2 {
+        args.check_consistent(path)?;
+        Ok(args)
+    }
+
+    /// The checks across keys: at least 2 bins, and `embsize` divisible by `nheads`.
+    fn check_consistent(&self, path: &Path) -> Result<(), ScgptError> {
+        if self.n_bins < 2 {
             return Err(bad(
                 path,
                 "n_bins",
                 format!(
                     "{} bins: binning needs at least 2 (scGPT uses 51)",
-                    args.n_bins
+                    self.n_bins
                 ),
             ));
         }
-        if !args.embsize.is_multiple_of(args.nheads) {
+        if !self.embsize.is_multiple_of(self.nheads) {
             return Err(bad(
                 path,
                 "nheads",
                 format!(
                     "embsize {} is not divisible by nheads {}",
-                    args.embsize, args.nheads
+                    self.embsize, self.nheads
                 ),
             ));
         }
-        Ok(args)
+        Ok(())
+    }
+}
+
+/// The largest value accepted for a size key. Far above any published scGPT (whole-human: 12
+/// layers, 512 wide, 8 heads), far below sizes whose layers could not be allocated: a damaged
+/// number is an error here.
+fn size_limit(key: &str) -> u64 {
+    match key {
+        "nlayers" | "n_layers_cls" => 256,
+        "nheads" => 1024,
+        "max_seq_len" => 1 << 22,
+        _ => 1 << 16,
+    }
+}
+
+/// The keys of an `args.json` being read, with the file's path for the errors.
+struct Fields<'a> {
+    raw: &'a BTreeMap<String, Value>,
+    path: &'a Path,
+}
+
+impl Fields<'_> {
+    /// The value of a key `embed_data` requires.
+    fn required(&self, k: &str) -> Result<&Value, ScgptError> {
+        self.raw.get(k).ok_or_else(|| {
+            bad(
+                self.path,
+                k,
+                "missing (scGPT's embed_data requires it)".into(),
+            )
+        })
+    }
+
+    /// A required positive integer, at most [`size_limit`].
+    fn uint(&self, k: &str) -> Result<usize, ScgptError> {
+        let v = self.required(k)?;
+        let n = v
+            .as_u64()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad(self.path, k, format!("{v} is not a positive integer")))?;
+        if n > size_limit(k) {
+            return Err(bad(
+                self.path,
+                k,
+                format!("{n} is beyond the largest supported ({})", size_limit(k)),
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    /// A required number.
+    fn num(&self, k: &str) -> Result<f64, ScgptError> {
+        let v = self.required(k)?;
+        v.as_f64()
+            .ok_or_else(|| bad(self.path, k, format!("{v} is not a number")))
+    }
+
+    /// A positive integer as [`Fields::uint`], `default` when missing or null.
+    fn opt_uint(&self, k: &str, default: usize) -> Result<usize, ScgptError> {
+        match self.raw.get(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => self.uint(k),
+        }
+    }
+
+    /// `input_emb_style`, `continuous` when missing (or not a string).
+    fn input_emb_style(&self) -> Result<InputEmbStyle, ScgptError> {
+        match self.raw.get("input_emb_style").and_then(Value::as_str) {
+            None | Some("continuous") => Ok(InputEmbStyle::Continuous),
+            Some("category") => Ok(InputEmbStyle::Category),
+            Some("scaling") => Ok(InputEmbStyle::Scaling),
+            Some(other) => Err(bad(
+                self.path,
+                "input_emb_style",
+                format!("`{other}` is not one of continuous, category, scaling"),
+            )),
+        }
+    }
+
+    /// The required `pad_token` string.
+    fn pad_token(&self) -> Result<String, ScgptError> {
+        Ok(self
+            .raw
+            .get("pad_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(self.path, "pad_token", "missing or not a string".into()))?
+            .to_string())
     }
 }
 

@@ -161,9 +161,55 @@ pub fn embed_cells<B: Backend>(
         seed,
         batch_size,
     } = *opts;
-    let vocab_ids: Vec<Option<usize>> = gene_symbols.iter().map(|s| model.vocab.id(s)).collect();
+    let vocab_ids = vocab_columns(model, gene_symbols)?;
     let genes_in_vocab = vocab_ids.iter().filter(|v| v.is_some()).count();
-    if genes_in_vocab == 0 {
+    let pad_id = model
+        .vocab
+        .id(&model.args.pad_token)
+        .expect("checked by ScgptModel::from_dir");
+    let cls_id = model.vocab.id("<cls>").expect("added on read");
+    let tok_opts = TokenizeOptions {
+        n_bins: model.args.n_bins,
+        max_seq_len: model.args.max_seq_len,
+        pad_value: model.args.pad_value,
+        tie_break,
+    };
+    let g = gene_symbols.len();
+    let d = model.args.embsize;
+    let n = rows.len() / g.max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sink = EmbeddingSink::new(n, g, d);
+    progress(0, n);
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let end = (start + batch_size.max(1)).min(n);
+        let tb = tokenize(
+            &rows[start * g..end * g],
+            &vocab_ids,
+            pad_id,
+            cls_id,
+            &tok_opts,
+            &mut rng,
+        );
+        let l = tb.len;
+        let (out, columns) = run_encoder(model, tb, device);
+        sink.add_batch(start, l, &out, &columns);
+        progress(end, n);
+    }
+    Ok(Embeddings {
+        d,
+        cell: sink.cell,
+        gene_features: sink.gene_features,
+        genes_in_vocab,
+    })
+}
+
+/// The vocabulary id of each input gene; an error when none of them is in the vocabulary.
+fn vocab_columns<B: Backend>(
+    model: &ScgptModel<B>,
+    gene_symbols: &[String],
+) -> Result<Vec<Option<usize>>, ScgptError> {
+    let vocab_ids: Vec<Option<usize>> = gene_symbols.iter().map(|s| model.vocab.id(s)).collect();
+    if vocab_ids.iter().all(Option::is_none) {
         return Err(ScgptError::Config {
             path: model.dir.join("vocab.json"),
             key: "(genes)".into(),
@@ -174,36 +220,34 @@ pub fn embed_cells<B: Backend>(
             ),
         });
     }
-    let pad_id = model
-        .vocab
-        .id(&model.args.pad_token)
-        .expect("checked by ScgptModel::from_dir");
-    let cls_id = model.vocab.id("<cls>").expect("added on read");
-    let opts = TokenizeOptions {
-        n_bins: model.args.n_bins,
-        max_seq_len: model.args.max_seq_len,
-        pad_value: model.args.pad_value,
-        tie_break,
-    };
-    let g = gene_symbols.len();
-    let d = model.args.embsize;
-    let n = rows.len() / g.max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut cell = Vec::with_capacity(n * d);
-    let mut gene_features = vec![0f32; n * g * d];
-    progress(0, n);
-    for start in (0..n).step_by(batch_size.max(1)) {
-        let end = (start + batch_size.max(1)).min(n);
-        let tb = tokenize(
-            &rows[start * g..end * g],
-            &vocab_ids,
-            pad_id,
-            cls_id,
-            &opts,
-            &mut rng,
-        );
-        let l = tb.len;
-        let (out, columns) = run_encoder(model, tb, device);
+    Ok(vocab_ids)
+}
+
+/// The cell embeddings and per-gene features of [`embed_cells`], filled in batch by batch.
+struct EmbeddingSink {
+    g: usize,
+    d: usize,
+    /// `(cells done, d)`, L2-normalised.
+    cell: Vec<f32>,
+    /// `(cells, genes, d)`, zero where a gene is not a token.
+    gene_features: Vec<f32>,
+}
+
+impl EmbeddingSink {
+    /// Room for `n` cells of `g` genes, features of width `d`.
+    fn new(n: usize, g: usize, d: usize) -> Self {
+        Self {
+            g,
+            d,
+            cell: Vec::with_capacity(n * d),
+            gene_features: vec![0f32; n * g * d],
+        }
+    }
+
+    /// Store the encoder output `out` (`(cells, l, d)`) of the batch of cells from `start` on:
+    /// the `<cls>` output L2-normalised, each token's output at its input column.
+    fn add_batch(&mut self, start: usize, l: usize, out: &[f32], columns: &[Vec<usize>]) {
+        let (g, d) = (self.g, self.d);
         for (i, cols) in columns.iter().enumerate() {
             let base = i * l * d;
             let cls = &out[base..base + d];
@@ -213,21 +257,14 @@ pub fn embed_cells<B: Backend>(
                 .sum::<f32>()
                 .sqrt()
                 .max(f32::MIN_POSITIVE);
-            cell.extend(cls.iter().map(|v| v / norm));
+            self.cell.extend(cls.iter().map(|v| v / norm));
             for (k, &c) in cols.iter().enumerate() {
                 let src = &out[base + (1 + k) * d..base + (2 + k) * d];
                 let dst = ((start + i) * g + c) * d;
-                gene_features[dst..dst + d].copy_from_slice(src);
+                self.gene_features[dst..dst + d].copy_from_slice(src);
             }
         }
-        progress(end, n);
     }
-    Ok(Embeddings {
-        d,
-        cell,
-        gene_features,
-        genes_in_vocab,
-    })
 }
 
 impl Embeddings {
