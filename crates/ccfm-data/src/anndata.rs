@@ -352,87 +352,101 @@ impl AnnData {
         Ok(DataFrame { index, columns })
     }
 
+    /// One dataframe column, stored as a dataset or as an encoded group.
     fn read_column(&self, g: &Group, col: &str, field: &str) -> Result<Column, DataError> {
-        let err = |e: hdf5::Error| self.malformed(field, e);
         if let Ok(ds) = g.dataset(col) {
-            let enc = string_attr(&ds, "encoding-type").unwrap_or_else(|| "array".into());
-            return match enc.as_str() {
-                "string-array" => Ok(Column::Strings(read_strings(&ds).map_err(err)?)),
-                "array" => {
-                    if matches!(
-                        ds.dtype().and_then(|d| d.to_descriptor()),
-                        Ok(hdf5::types::TypeDescriptor::Boolean)
-                    ) {
-                        Ok(Column::Bool(read_vec::<bool>(&ds).map_err(err)?))
-                    } else if let Ok(v) = read_vec::<f64>(&ds) {
-                        Ok(Column::Numeric(v))
-                    } else {
-                        Ok(Column::Strings(read_strings(&ds).map_err(err)?))
-                    }
-                }
-                other => Err(DataError::UnsupportedEncoding {
-                    path: self.path.clone(),
-                    field: field.to_string(),
-                    encoding: other.to_string(),
-                    supported:
-                        "array, string-array, categorical, nullable-integer, nullable-boolean",
-                }),
-            };
+            return self.read_array_column(&ds, field);
         }
         let sub = g
             .group(col)
             .map_err(|_| self.missing(field.to_string(), "listed in column-order"))?;
         let enc = string_attr(&sub, "encoding-type").unwrap_or_default();
         match enc.as_str() {
-            "categorical" => {
-                let codes = sub
-                    .dataset("codes")
-                    .and_then(|d| read_vec::<i64>(&d))
-                    .map_err(err)?;
-                let categories = sub
-                    .dataset("categories")
-                    .map_err(err)
-                    .and_then(|d| read_strings(&d).map_err(err))?;
-                if let Some((i, c)) = codes
-                    .iter()
-                    .enumerate()
-                    .find(|(_, &c)| c < -1 || c >= categories.len() as i64)
-                {
-                    return Err(self.malformed(
-                        &format!("{field}/codes"),
-                        format!(
-                            "code {c} at row {i}, but there are {} categories (codes run \
-                             -1 (missing) to {})",
-                            categories.len(),
-                            categories.len() as i64 - 1
-                        ),
-                    ));
+            "categorical" => self.read_categorical(&sub, field),
+            "nullable-integer" | "nullable-boolean" => self.read_nullable(&sub, field),
+            other => Err(self.unsupported_column(field, other)),
+        }
+    }
+
+    /// A column stored as one dataset: `string-array`, or an `array` of booleans, numbers or
+    /// strings.
+    fn read_array_column(&self, ds: &Dataset, field: &str) -> Result<Column, DataError> {
+        let err = |e: hdf5::Error| self.malformed(field, e);
+        let enc = string_attr(ds, "encoding-type").unwrap_or_else(|| "array".into());
+        match enc.as_str() {
+            "string-array" => Ok(Column::Strings(read_strings(ds).map_err(err)?)),
+            "array" => {
+                if matches!(
+                    ds.dtype().and_then(|d| d.to_descriptor()),
+                    Ok(hdf5::types::TypeDescriptor::Boolean)
+                ) {
+                    Ok(Column::Bool(read_vec::<bool>(ds).map_err(err)?))
+                } else if let Ok(v) = read_vec::<f64>(ds) {
+                    Ok(Column::Numeric(v))
+                } else {
+                    Ok(Column::Strings(read_strings(ds).map_err(err)?))
                 }
-                Ok(Column::Categorical { codes, categories })
             }
-            "nullable-integer" | "nullable-boolean" => {
-                let values = sub
-                    .dataset("values")
-                    .and_then(|d| read_vec::<f64>(&d))
-                    .map_err(err)?;
-                let mask = sub
-                    .dataset("mask")
-                    .and_then(|d| read_vec::<bool>(&d))
-                    .map_err(err)?;
-                Ok(Column::Nullable(
-                    values
-                        .into_iter()
-                        .zip(mask)
-                        .map(|(v, m)| (!m).then_some(v))
-                        .collect(),
-                ))
-            }
-            other => Err(DataError::UnsupportedEncoding {
-                path: self.path.clone(),
-                field: field.to_string(),
-                encoding: other.to_string(),
-                supported: "array, string-array, categorical, nullable-integer, nullable-boolean",
-            }),
+            other => Err(self.unsupported_column(field, other)),
+        }
+    }
+
+    /// A `categorical` column group, its codes checked against its categories.
+    fn read_categorical(&self, sub: &Group, field: &str) -> Result<Column, DataError> {
+        let err = |e: hdf5::Error| self.malformed(field, e);
+        let codes = sub
+            .dataset("codes")
+            .and_then(|d| read_vec::<i64>(&d))
+            .map_err(err)?;
+        let categories = sub
+            .dataset("categories")
+            .map_err(err)
+            .and_then(|d| read_strings(&d).map_err(err))?;
+        if let Some((i, c)) = codes
+            .iter()
+            .enumerate()
+            .find(|(_, &c)| c < -1 || c >= categories.len() as i64)
+        {
+            return Err(self.malformed(
+                &format!("{field}/codes"),
+                format!(
+                    "code {c} at row {i}, but there are {} categories (codes run \
+                     -1 (missing) to {})",
+                    categories.len(),
+                    categories.len() as i64 - 1
+                ),
+            ));
+        }
+        Ok(Column::Categorical { codes, categories })
+    }
+
+    /// A `nullable-integer` or `nullable-boolean` column group (mask true = missing).
+    fn read_nullable(&self, sub: &Group, field: &str) -> Result<Column, DataError> {
+        let err = |e: hdf5::Error| self.malformed(field, e);
+        let values = sub
+            .dataset("values")
+            .and_then(|d| read_vec::<f64>(&d))
+            .map_err(err)?;
+        let mask = sub
+            .dataset("mask")
+            .and_then(|d| read_vec::<bool>(&d))
+            .map_err(err)?;
+        Ok(Column::Nullable(
+            values
+                .into_iter()
+                .zip(mask)
+                .map(|(v, m)| (!m).then_some(v))
+                .collect(),
+        ))
+    }
+
+    /// The error for a column whose encoding this reader does not know.
+    fn unsupported_column(&self, field: &str, encoding: &str) -> DataError {
+        DataError::UnsupportedEncoding {
+            path: self.path.clone(),
+            field: field.to_string(),
+            encoding: encoding.to_string(),
+            supported: "array, string-array, categorical, nullable-integer, nullable-boolean",
         }
     }
 
@@ -640,15 +654,32 @@ impl AnnData {
         rows: &[usize],
         cols: Option<&[usize]>,
     ) -> Result<Vec<f32>, DataError> {
-        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         let all: Vec<usize>;
         let cols = match cols {
             Some(c) => c,
             None => {
-                all = (0..n_vars).collect();
+                all = (0..self.n_vars()).collect();
                 &all
             }
         };
+        self.check_selection(element, rows, cols)?;
+        let mut out = vec![0f32; rows.len() * cols.len()];
+        match self.encoding(element)? {
+            MatrixEncoding::Dense => self.fill_dense(element, rows, cols, &mut out)?,
+            enc => self.fill_sparse(element, enc, rows, cols, &mut out)?,
+        }
+        copy_repeats(&mut out, rows, cols, self.n_vars());
+        Ok(out)
+    }
+
+    /// Refuse cells or genes beyond the file's.
+    fn check_selection(
+        &self,
+        element: &str,
+        rows: &[usize],
+        cols: &[usize],
+    ) -> Result<(), DataError> {
+        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         if let Some(&r) = rows.iter().find(|&&r| r >= n_obs) {
             return Err(
                 self.malformed(element, format!("cell {r} requested, the file has {n_obs}"))
@@ -660,95 +691,121 @@ impl AnnData {
                 format!("gene {c} requested, the file has {n_vars}"),
             ));
         }
-        // Position of each gene in the output (usize::MAX = not selected; first occurrence).
-        let mut col_pos = vec![usize::MAX; n_vars];
-        for (k, &c) in cols.iter().enumerate().rev() {
-            col_pos[c] = k;
-        }
+        Ok(())
+    }
+
+    /// Fill `out` (row-major `rows x cols`) from a dense `element`.
+    fn fill_dense(
+        &self,
+        element: &str,
+        rows: &[usize],
+        cols: &[usize],
+        out: &mut [f32],
+    ) -> Result<(), DataError> {
+        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         let width = cols.len();
-        let mut out = vec![0f32; rows.len() * width];
         let err = |e: hdf5::Error| self.malformed(element, e);
-        match self.encoding(element)? {
-            MatrixEncoding::Dense => {
-                let ds = self.file.dataset(element).map_err(err)?;
-                let shape = ds.shape();
-                if shape != [n_obs, n_vars] {
-                    return Err(self.malformed(
-                        element,
-                        format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
-                    ));
-                }
-                // A few cells: one read per cell; many: one read of the whole matrix.
-                let whole = (rows.len() * 4 > n_obs)
-                    .then(|| read_vec::<f64>(&ds))
-                    .transpose()
-                    .map_err(err)?;
-                for (i, &r) in rows.iter().enumerate() {
-                    let row: Vec<f64> = match &whole {
-                        Some(all) => all[r * n_vars..(r + 1) * n_vars].to_vec(),
-                        None => ds
-                            .read_slice_1d::<f64, _>(ndarray::s![r, ..])
-                            .map_err(err)?
-                            .to_vec(),
-                    };
-                    for (k, &c) in cols.iter().enumerate() {
-                        out[i * width + k] = row[c] as f32;
-                    }
-                }
-            }
-            enc @ (MatrixEncoding::Csr | MatrixEncoding::Csc) => {
-                let SparseArrays {
-                    indptr,
-                    indices,
-                    data,
-                } = self.read_sparse(element, enc)?;
-                let span = |m: usize| indptr[m] as usize..indptr[m + 1] as usize;
-                if enc == MatrixEncoding::Csr {
-                    for (i, &r) in rows.iter().enumerate() {
-                        for p in span(r) {
-                            let k = col_pos[indices[p] as usize];
-                            if k != usize::MAX {
-                                out[i * width + k] = data[p] as f32;
-                            }
-                        }
-                    }
-                } else {
-                    let mut row_pos = vec![usize::MAX; n_obs];
-                    for (i, &r) in rows.iter().enumerate().rev() {
-                        row_pos[r] = i;
-                    }
-                    for (k, &c) in cols.iter().enumerate() {
-                        for p in span(c) {
-                            let i = row_pos[indices[p] as usize];
-                            if i != usize::MAX {
-                                out[i * width + k] = data[p] as f32;
-                            }
-                        }
-                    }
-                }
-            }
+        let ds = self.file.dataset(element).map_err(err)?;
+        let shape = ds.shape();
+        if shape != [n_obs, n_vars] {
+            return Err(self.malformed(
+                element,
+                format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
+            ));
         }
-        // Sparse scattering filled the first occurrence of a repeated cell or gene; copy it to
-        // the repeats (cells are often sampled with replacement).
-        let mut first_col = vec![usize::MAX; n_vars];
-        for (k, &c) in cols.iter().enumerate() {
-            if first_col[c] == usize::MAX {
-                first_col[c] = k;
-            } else {
-                for i in 0..rows.len() {
-                    out[i * width + k] = out[i * width + first_col[c]];
-                }
-            }
-        }
-        let mut first_row = std::collections::HashMap::new();
+        // A few cells: one read per cell; many: one read of the whole matrix.
+        let whole = (rows.len() * 4 > n_obs)
+            .then(|| read_vec::<f64>(&ds))
+            .transpose()
+            .map_err(err)?;
         for (i, &r) in rows.iter().enumerate() {
-            match first_row.get(&r) {
-                None => {
-                    first_row.insert(r, i);
-                }
-                Some(&i0) => out.copy_within(i0 * width..(i0 + 1) * width, i * width),
+            let row: Vec<f64> = match &whole {
+                Some(all) => all[r * n_vars..(r + 1) * n_vars].to_vec(),
+                None => ds
+                    .read_slice_1d::<f64, _>(ndarray::s![r, ..])
+                    .map_err(err)?
+                    .to_vec(),
+            };
+            for (k, &c) in cols.iter().enumerate() {
+                out[i * width + k] = row[c] as f32;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Fill `out` (row-major `rows x cols`) from a CSR or CSC `element`, at the first occurrence
+    /// of each repeated cell or gene.
+    fn fill_sparse(
+        &self,
+        element: &str,
+        enc: MatrixEncoding,
+        rows: &[usize],
+        cols: &[usize],
+        out: &mut [f32],
+    ) -> Result<(), DataError> {
+        let width = cols.len();
+        let SparseArrays {
+            indptr,
+            indices,
+            data,
+        } = self.read_sparse(element, enc)?;
+        let span = |m: usize| indptr[m] as usize..indptr[m + 1] as usize;
+        if enc == MatrixEncoding::Csr {
+            // Position of each gene in the output (usize::MAX = not selected; first occurrence).
+            let col_pos = first_positions(cols, self.n_vars());
+            for (i, &r) in rows.iter().enumerate() {
+                for p in span(r) {
+                    let k = col_pos[indices[p] as usize];
+                    if k != usize::MAX {
+                        out[i * width + k] = data[p] as f32;
+                    }
+                }
+            }
+        } else {
+            let row_pos = first_positions(rows, self.n_obs());
+            for (k, &c) in cols.iter().enumerate() {
+                for p in span(c) {
+                    let i = row_pos[indices[p] as usize];
+                    if i != usize::MAX {
+                        out[i * width + k] = data[p] as f32;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// For each of `n` items, its first position in `selected` (`usize::MAX` when absent).
+fn first_positions(selected: &[usize], n: usize) -> Vec<usize> {
+    let mut pos = vec![usize::MAX; n];
+    for (k, &s) in selected.iter().enumerate().rev() {
+        pos[s] = k;
+    }
+    pos
+}
+
+/// Sparse scattering filled the first occurrence of a repeated cell or gene; copy it to the
+/// repeats (cells are often sampled with replacement).
+fn copy_repeats(out: &mut [f32], rows: &[usize], cols: &[usize], n_vars: usize) {
+    let width = cols.len();
+    let mut first_col = vec![usize::MAX; n_vars];
+    for (k, &c) in cols.iter().enumerate() {
+        if first_col[c] == usize::MAX {
+            first_col[c] = k;
+        } else {
+            for i in 0..rows.len() {
+                out[i * width + k] = out[i * width + first_col[c]];
+            }
+        }
+    }
+    let mut first_row = std::collections::HashMap::new();
+    for (i, &r) in rows.iter().enumerate() {
+        match first_row.get(&r) {
+            None => {
+                first_row.insert(r, i);
+            }
+            Some(&i0) => out.copy_within(i0 * width..(i0 + 1) * width, i * width),
+        }
     }
 }

@@ -186,30 +186,25 @@ fn read_log1p(
     })
 }
 
-/// Read and prepare `path`.
-pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<PreparedData, DataError> {
-    let start = Instant::now();
-    let path = path.as_ref();
-    let ad = AnnData::open(path)?;
-    let table = read_table(&ad, &opts.schema)?;
-
-    let element = match &opts.element {
+/// The matrix to read: the requested one, else `layers/counts` for ComboSciPlex files that have
+/// it, else `X`.
+fn choose_element(ad: &AnnData, table: &PerturbationTable, opts: &PrepareOptions) -> String {
+    match &opts.element {
         Some(e) => e.clone(),
         None if table.schema == crate::Schema::ComboSciPlex && ad.exists("layers/counts") => {
             "layers/counts".to_string()
         }
         None => "X".to_string(),
-    };
-    let values = read_log1p(&ad, &element, &table.rows, opts.scale, opts.target_sum)?;
-    let (m, stats, scale, target_sum, log_base) = (
-        values.matrix,
-        values.stats,
-        values.scale,
-        values.target_sum,
-        values.log_base,
-    );
+    }
+}
 
-    // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
+/// The columns of the measured perturbed genes and the names of the unmeasured ones (empty for
+/// drug perturbations); unmeasured genes are an error unless `policy` allows them.
+fn perturbed_genes(
+    path: &Path,
+    table: &PerturbationTable,
+    policy: UnmeasuredPerturbations,
+) -> Result<(Vec<usize>, Vec<String>), DataError> {
     let gene_pos: std::collections::HashMap<&str, usize> = table
         .genes
         .iter()
@@ -225,29 +220,45 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
                 None => unmeasured.push(t),
             }
         }
-        if !unmeasured.is_empty() && opts.unmeasured == UnmeasuredPerturbations::Error {
-            let shown: Vec<&str> = unmeasured.iter().take(8).map(String::as_str).collect();
-            return Err(DataError::Invalid {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "{} perturbed gene(s) named by conditions are not among the file's genes: {}{}",
-                    unmeasured.len(),
-                    shown.join(", "),
-                    if unmeasured.len() > shown.len() {
-                        ", ..."
-                    } else {
-                        ""
-                    }
-                ),
-                fix: "check the condition labels for typos; if the file is an HVG subset that \
-                      leaves the perturbed genes out, allow them as vocabulary-only tokens \
-                      (config: data.unmeasured_perturbations = \"vocabulary\"; CLI: \
-                      --allow-unmeasured)"
-                    .into(),
-            });
+        if !unmeasured.is_empty() && policy == UnmeasuredPerturbations::Error {
+            return Err(unmeasured_error(path, &unmeasured));
         }
     }
+    Ok((perturbed_cols, unmeasured))
+}
 
+/// The error for perturbed genes that are not among the file's genes (the first 8 shown).
+fn unmeasured_error(path: &Path, unmeasured: &[String]) -> DataError {
+    let shown: Vec<&str> = unmeasured.iter().take(8).map(String::as_str).collect();
+    DataError::Invalid {
+        path: path.to_path_buf(),
+        problem: format!(
+            "{} perturbed gene(s) named by conditions are not among the file's genes: {}{}",
+            unmeasured.len(),
+            shown.join(", "),
+            if unmeasured.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ),
+        fix: "check the condition labels for typos; if the file is an HVG subset that \
+              leaves the perturbed genes out, allow them as vocabulary-only tokens \
+              (config: data.unmeasured_perturbations = \"vocabulary\"; CLI: \
+              --allow-unmeasured)"
+            .into(),
+    }
+}
+
+/// The kept gene columns (seurat HVGs, or all) in var order, and the measured perturbed genes
+/// that were forced in.
+fn select_genes(
+    m: &crate::anndata::CsrRows,
+    table: &PerturbationTable,
+    opts: &PrepareOptions,
+    log_base: Option<f64>,
+    perturbed_cols: &[usize],
+) -> (Vec<usize>, Vec<String>) {
     let n_genes = table.genes.len();
     let mut keep = match opts.n_top_genes {
         Some(n) => {
@@ -258,7 +269,7 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
     };
     let mut forced = Vec::new();
     if opts.force_include_perturbed {
-        for &c in &perturbed_cols {
+        for &c in perturbed_cols {
             if !keep[c] {
                 keep[c] = true;
                 forced.push(table.genes[c].clone());
@@ -266,19 +277,23 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
         }
     }
     let gene_columns: Vec<usize> = (0..n_genes).filter(|&c| keep[c]).collect();
-    let genes: Vec<String> = gene_columns
-        .iter()
-        .map(|&c| table.genes[c].clone())
-        .collect();
+    (gene_columns, forced)
+}
 
-    // Densify only the selected genes.
+/// Row-major dense `(n_rows, gene_columns.len())` values of the selected columns of `m`.
+fn densify(
+    m: &crate::anndata::CsrRows,
+    n_rows: usize,
+    n_genes: usize,
+    gene_columns: &[usize],
+) -> Vec<f32> {
     let mut col_pos = vec![usize::MAX; n_genes];
     for (k, &c) in gene_columns.iter().enumerate() {
         col_pos[c] = k;
     }
-    let width = genes.len();
-    let mut x = vec![0f32; table.n_cells() * width];
-    for r in 0..table.n_cells() {
+    let width = gene_columns.len();
+    let mut x = vec![0f32; n_rows * width];
+    for r in 0..n_rows {
         for p in m.indptr[r]..m.indptr[r + 1] {
             let k = col_pos[m.indices[p]];
             if k != usize::MAX {
@@ -286,15 +301,38 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
             }
         }
     }
+    x
+}
+
+/// Read and prepare `path`.
+pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<PreparedData, DataError> {
+    let start = Instant::now();
+    let path = path.as_ref();
+    let ad = AnnData::open(path)?;
+    let table = read_table(&ad, &opts.schema)?;
+
+    let element = choose_element(&ad, &table, opts);
+    let values = read_log1p(&ad, &element, &table.rows, opts.scale, opts.target_sum)?;
+    // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
+    let (perturbed_cols, unmeasured) = perturbed_genes(path, &table, opts.unmeasured)?;
+    let m = &values.matrix;
+    let (gene_columns, forced) = select_genes(m, &table, opts, values.log_base, &perturbed_cols);
+    let genes: Vec<String> = gene_columns
+        .iter()
+        .map(|&c| table.genes[c].clone())
+        .collect();
+    // Densify only the selected genes.
+    let n_genes = table.genes.len();
+    let x = densify(m, table.n_cells(), n_genes, &gene_columns);
 
     let report = LoadReport {
         path: path.to_path_buf(),
         element,
-        scale,
-        target_sum,
-        value_max: stats.max,
+        scale: values.scale,
+        target_sum: values.target_sum,
+        value_max: values.stats.max,
         genes_in_file: n_genes,
-        genes_selected: width,
+        genes_selected: genes.len(),
         forced_genes: forced,
         unmeasured_genes: unmeasured,
         seconds: start.elapsed().as_secs_f64(),

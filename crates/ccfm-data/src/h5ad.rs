@@ -55,6 +55,80 @@ fn dataframe_rows(path: &Path, group: &Group, name: &str) -> Result<usize, DataE
     Ok(ds.shape().first().copied().unwrap_or(0))
 }
 
+/// How X is stored: its encoding, value type, stored entries and shape.
+struct XLayout {
+    encoding: String,
+    dtype: String,
+    stored: usize,
+    shape: Vec<usize>,
+}
+
+/// The layout of X: a dense dataset or a CSR / CSC group.
+fn x_layout(path: &Path, file: &File) -> Result<XLayout, DataError> {
+    if let Ok(ds) = file.dataset("X") {
+        let shape = ds.shape();
+        return Ok(XLayout {
+            encoding: "array".to_string(),
+            dtype: dtype_name(&ds),
+            stored: shape.iter().product(),
+            shape,
+        });
+    }
+    match file.group("X") {
+        Ok(x) => sparse_x_layout(path, &x),
+        Err(_) => Err(DataError::Missing {
+            path: path.to_path_buf(),
+            field: "X".into(),
+            hint: "the expression matrix; write it with anndata",
+        }),
+    }
+}
+
+/// The layout of a sparse X group (`csr_matrix` or `csc_matrix`).
+fn sparse_x_layout(path: &Path, x: &Group) -> Result<XLayout, DataError> {
+    let encoding = string_attr(x, "encoding-type").unwrap_or_default();
+    if encoding != "csr_matrix" && encoding != "csc_matrix" {
+        return Err(DataError::UnsupportedEncoding {
+            path: path.to_path_buf(),
+            field: "X".into(),
+            encoding,
+            supported: "array, csr_matrix, csc_matrix",
+        });
+    }
+    let shape: Vec<usize> = x
+        .attr("shape")
+        .and_then(|a| a.read_raw::<i64>())
+        .map(|v| v.into_iter().map(|d| d.max(0) as usize).collect())
+        .map_err(|e| DataError::Malformed {
+            path: path.to_path_buf(),
+            field: "X/@shape".into(),
+            detail: e.to_string(),
+        })?;
+    let data = x.dataset("data").map_err(|_| DataError::Missing {
+        path: path.to_path_buf(),
+        field: "X/data".into(),
+        hint: "a sparse matrix stores its values in `data`",
+    })?;
+    Ok(XLayout {
+        encoding,
+        dtype: dtype_name(&data),
+        stored: data.shape().first().copied().unwrap_or(0),
+        shape,
+    })
+}
+
+/// The names under `layers/`, sorted (none when there is no `layers` group).
+fn layer_names(file: &File) -> Vec<String> {
+    match file.group("layers") {
+        Ok(g) => {
+            let mut v = g.member_names().unwrap_or_default();
+            v.sort();
+            v
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 impl H5adSummary {
     /// Read the layout of the `.h5ad` at `path`.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, DataError> {
@@ -77,43 +151,8 @@ impl H5adSummary {
         let n_obs = dataframe_rows(path, &obs, "obs")?;
         let n_vars = dataframe_rows(path, &var, "var")?;
 
-        let (x_encoding, x_dtype, x_stored, shape) = if let Ok(ds) = file.dataset("X") {
-            let shape = ds.shape();
-            let stored = shape.iter().product();
-            ("array".to_string(), dtype_name(&ds), stored, shape)
-        } else if let Ok(x) = file.group("X") {
-            let encoding = string_attr(&x, "encoding-type").unwrap_or_default();
-            if encoding != "csr_matrix" && encoding != "csc_matrix" {
-                return Err(DataError::UnsupportedEncoding {
-                    path: p(),
-                    field: "X".into(),
-                    encoding,
-                    supported: "array, csr_matrix, csc_matrix",
-                });
-            }
-            let shape: Vec<usize> = x
-                .attr("shape")
-                .and_then(|a| a.read_raw::<i64>())
-                .map(|v| v.into_iter().map(|d| d.max(0) as usize).collect())
-                .map_err(|e| DataError::Malformed {
-                    path: p(),
-                    field: "X/@shape".into(),
-                    detail: e.to_string(),
-                })?;
-            let data = x.dataset("data").map_err(|_| DataError::Missing {
-                path: p(),
-                field: "X/data".into(),
-                hint: "a sparse matrix stores its values in `data`",
-            })?;
-            let stored = data.shape().first().copied().unwrap_or(0);
-            (encoding, dtype_name(&data), stored, shape)
-        } else {
-            return Err(DataError::Missing {
-                path: p(),
-                field: "X".into(),
-                hint: "the expression matrix; write it with anndata",
-            });
-        };
+        let x = x_layout(path, &file)?;
+        let shape = &x.shape;
         if shape.len() != 2 || shape[0] != n_obs || shape[1] != n_vars {
             return Err(DataError::Malformed {
                 path: p(),
@@ -121,23 +160,15 @@ impl H5adSummary {
                 detail: format!("shape {shape:?} does not match obs ({n_obs}) x var ({n_vars})"),
             });
         }
-        let layers = match file.group("layers") {
-            Ok(g) => {
-                let mut v = g.member_names().unwrap_or_default();
-                v.sort();
-                v
-            }
-            Err(_) => Vec::new(),
-        };
         Ok(Self {
             n_obs,
             n_vars,
-            x_encoding,
-            x_dtype,
-            x_stored,
+            x_encoding: x.encoding,
+            x_dtype: x.dtype,
+            x_stored: x.stored,
             obs_columns: string_list_attr(&obs, "column-order"),
             var_columns: string_list_attr(&var, "column-order"),
-            layers,
+            layers: layer_names(&file),
         })
     }
 

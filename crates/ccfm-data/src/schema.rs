@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use crate::anndata::{AnnData, Column};
@@ -384,46 +385,49 @@ pub fn read_table(ad: &AnnData, opts: &SchemaOptions) -> Result<PerturbationTabl
     let genes = gene_symbols(ad, schema)?;
 
     let rows = dataset_rows(ad, opts.dataset.as_deref(), true)?;
+    let (conditions, cell_condition) = cell_conditions(ad, schema, &conds, &rows)?;
+    let doses = read_doses(ad, schema, &rows);
 
+    Ok(PerturbationTable {
+        schema,
+        kind: schema.kind(),
+        genes,
+        rows,
+        conditions,
+        cell_condition,
+        doses,
+    })
+}
+
+/// The conditions of the cells `rows` (control first, then by canonical name) and each cell's
+/// position in that list; the control must be among them.
+fn cell_conditions(
+    ad: &AnnData,
+    schema: Schema,
+    conds: &[Option<String>],
+    rows: &[usize],
+) -> Result<(Vec<Condition>, Vec<usize>), DataError> {
+    let path = ad.path();
+    let cond_col = schema.condition_column();
     let mut index: BTreeMap<Condition, usize> = BTreeMap::new();
     let mut per_cell = Vec::with_capacity(rows.len());
-    for &r in &rows {
+    for &r in rows {
         let label = conds[r].as_deref().ok_or_else(|| DataError::Invalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             problem: format!(
                 "cell {} (row {r}) has no obs['{cond_col}'] value",
                 ad.obs.index[r]
             ),
             fix: "give every cell a condition, or drop the unlabelled cells".into(),
         })?;
-        let mut tokens = Vec::new();
-        for t in label.split('+').map(str::trim) {
-            if t.is_empty() {
-                return Err(DataError::Invalid {
-                    path: path.clone(),
-                    problem: format!("condition `{label}` (row {r}) has an empty token"),
-                    fix: "write conditions as `A`, `A+B` or the control label".into(),
-                });
-            }
-            if !schema.is_control_token(t) && t != CONTROL {
-                tokens.push(t.to_string());
-            }
-        }
-        if tokens.len() > 2 {
-            return Err(DataError::Invalid {
-                path: path.clone(),
-                problem: format!("condition `{label}` has {} perturbations", tokens.len()),
-                fix: "CCFM models singles and pairs; drop higher-order combinations".into(),
-            });
-        }
-        let cond = Condition { tokens };
+        let cond = parse_condition(path, schema, label, r)?;
         let n = index.len();
         index.entry(cond.clone()).or_insert(n);
         per_cell.push(cond);
     }
     if !index.contains_key(&Condition::control()) {
         return Err(DataError::Invalid {
-            path,
+            path: path.to_path_buf(),
             problem: format!("no control cells (no obs['{cond_col}'] value is the control label)"),
             fix: "the file must contain unperturbed control cells, labelled `ctrl` (GEARS, \
                   figshare), `control` (PerturBench) or `control+control` (ComboSciPlex)"
@@ -436,8 +440,44 @@ pub fn read_table(ad: &AnnData, opts: &SchemaOptions) -> Result<PerturbationTabl
     let pos: HashMap<&Condition, usize> =
         conditions.iter().enumerate().map(|(i, c)| (c, i)).collect();
     let cell_condition = per_cell.iter().map(|c| pos[c]).collect();
+    Ok((conditions, cell_condition))
+}
 
-    let doses = match (ad.obs.column("Dose1"), ad.obs.column("Dose2")) {
+/// The condition of label `label` (at row `r`): its perturbation tokens without control
+/// tokens, at most two.
+fn parse_condition(
+    path: &Path,
+    schema: Schema,
+    label: &str,
+    r: usize,
+) -> Result<Condition, DataError> {
+    let mut tokens = Vec::new();
+    for t in label.split('+').map(str::trim) {
+        if t.is_empty() {
+            return Err(DataError::Invalid {
+                path: path.to_path_buf(),
+                problem: format!("condition `{label}` (row {r}) has an empty token"),
+                fix: "write conditions as `A`, `A+B` or the control label".into(),
+            });
+        }
+        if !schema.is_control_token(t) && t != CONTROL {
+            tokens.push(t.to_string());
+        }
+    }
+    if tokens.len() > 2 {
+        return Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            problem: format!("condition `{label}` has {} perturbations", tokens.len()),
+            fix: "CCFM models singles and pairs; drop higher-order combinations".into(),
+        });
+    }
+    Ok(Condition { tokens })
+}
+
+/// The dose pair of each cell of `rows`: from numeric `Dose1`/`Dose2`, else (ComboSciPlex)
+/// parsed from `dose_val`; `None` when neither gives every cell one.
+fn read_doses(ad: &AnnData, schema: Schema, rows: &[usize]) -> Option<Vec<[f64; 2]>> {
+    match (ad.obs.column("Dose1"), ad.obs.column("Dose2")) {
         (Some(Column::Numeric(a)), Some(Column::Numeric(b))) => {
             Some(rows.iter().map(|&r| [a[r], b[r]]).collect())
         }
@@ -448,15 +488,5 @@ pub fn read_table(ad: &AnnData, opts: &SchemaOptions) -> Result<PerturbationTabl
                 .collect::<Option<Vec<_>>>(),
             _ => None,
         },
-    };
-
-    Ok(PerturbationTable {
-        schema,
-        kind: schema.kind(),
-        genes,
-        rows,
-        conditions,
-        cell_condition,
-        doses,
-    })
+    }
 }

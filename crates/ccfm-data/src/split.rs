@@ -100,7 +100,11 @@ impl Split {
         cfg: &SplitConfig,
         data_path: &Path,
     ) -> Result<Self, DataError> {
-        let names: Vec<String> = table.conditions.iter().map(Condition::name).collect();
+        if let SplitMethod::User(file) = &cfg.method {
+            let names: Vec<String> = table.conditions.iter().map(Condition::name).collect();
+            let (train, val, test) = read_user(file, &names)?;
+            return Ok(Self::with_lists(cfg, train, val, test));
+        }
         let mut doubles: Vec<String> = table
             .conditions
             .iter()
@@ -115,83 +119,20 @@ impl Split {
             .map(Condition::name)
             .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(cfg.fold));
-        let (mut train, test): (Vec<String>, Vec<String>) = match &cfg.method {
-            SplitMethod::Additive | SplitMethod::Combinations => {
-                if doubles.is_empty() {
-                    return Err(invalid(
-                        data_path,
-                        format!(
-                            "the {} split holds out doubles, and the data has none",
-                            cfg.method
-                        ),
-                        "use a user split (data.split = \"split.json\")",
-                    ));
-                }
-                let mut shuffled = doubles.clone();
-                shuffled.shuffle(&mut rng);
-                let k = ((cfg.test_fraction * doubles.len() as f64).floor() as usize)
-                    .clamp(1, doubles.len());
-                let held: Vec<String> = shuffled[..k].to_vec();
-                if cfg.method == SplitMethod::Additive {
-                    let train = singles
-                        .iter()
-                        .chain(&shuffled[k..])
-                        .cloned()
-                        .collect::<Vec<_>>();
-                    (train, held)
-                } else {
-                    let chosen: Vec<String> =
-                        held.into_iter().take(cfg.holdout_doubles.max(1)).collect();
-                    let genes: HashSet<&str> = chosen.iter().flat_map(|d| d.split('+')).collect();
-                    let mut test = chosen.clone();
-                    test.extend(
-                        singles
-                            .iter()
-                            .filter(|s| genes.contains(s.as_str()))
-                            .cloned(),
-                    );
-                    let tset: HashSet<&String> = test.iter().collect();
-                    let train = singles
-                        .iter()
-                        .chain(&doubles)
-                        .filter(|c| !tset.contains(c))
-                        .cloned()
-                        .collect();
-                    (train, test)
-                }
-            }
-            SplitMethod::User(file) => {
-                let user = read_user(file, &names)?;
-                let mut split = Split {
-                    method: cfg.method.to_string(),
-                    fold: cfg.fold,
-                    seed: cfg.seed,
-                    train: user.0,
-                    val: user.1,
-                    test: user.2,
-                    seen: BTreeMap::new(),
-                };
-                split.label_seen();
-                return Ok(split);
-            }
-        };
-        // Validation from the training doubles.
-        let mut train_doubles: Vec<String> =
-            train.iter().filter(|c| c.contains('+')).cloned().collect();
-        train_doubles.shuffle(&mut rng);
-        let n_val = if cfg.val_fraction > 0.0 && train_doubles.len() >= 2 {
-            ((cfg.val_fraction * train_doubles.len() as f64).round() as usize)
-                .clamp(1, train_doubles.len() - 1)
-        } else {
-            0
-        };
-        let mut val: Vec<String> = train_doubles[..n_val].to_vec();
-        val.sort();
-        let vset: HashSet<&String> = val.iter().collect();
-        train.retain(|c| !vset.contains(c));
+        let (mut train, mut test) = hold_out(cfg, &singles, &doubles, &mut rng, data_path)?;
+        let val = carve_validation(&mut train, cfg.val_fraction, &mut rng);
         train.sort();
-        let mut test = test;
         test.sort();
+        Ok(Self::with_lists(cfg, train, val, test))
+    }
+
+    /// The split of `cfg` with these lists, its test doubles labelled.
+    fn with_lists(
+        cfg: &SplitConfig,
+        train: Vec<String>,
+        val: Vec<String>,
+        test: Vec<String>,
+    ) -> Self {
         let mut split = Split {
             method: cfg.method.to_string(),
             fold: cfg.fold,
@@ -202,7 +143,7 @@ impl Split {
             seen: BTreeMap::new(),
         };
         split.label_seen();
-        Ok(split)
+        split
     }
 
     fn label_seen(&mut self) {
@@ -245,6 +186,90 @@ impl Split {
     }
 }
 
+/// The (train, test) conditions of the `additive` and `combinations` splits, before validation
+/// is carved out; `doubles` are sorted by name.
+fn hold_out(
+    cfg: &SplitConfig,
+    singles: &[String],
+    doubles: &[String],
+    rng: &mut ChaCha8Rng,
+    data_path: &Path,
+) -> Result<(Vec<String>, Vec<String>), DataError> {
+    if doubles.is_empty() {
+        return Err(invalid(
+            data_path,
+            format!(
+                "the {} split holds out doubles, and the data has none",
+                cfg.method
+            ),
+            "use a user split (data.split = \"split.json\")",
+        ));
+    }
+    let mut shuffled = doubles.to_vec();
+    shuffled.shuffle(rng);
+    let k = ((cfg.test_fraction * doubles.len() as f64).floor() as usize).clamp(1, doubles.len());
+    let held: Vec<String> = shuffled[..k].to_vec();
+    if cfg.method == SplitMethod::Additive {
+        let train = singles
+            .iter()
+            .chain(&shuffled[k..])
+            .cloned()
+            .collect::<Vec<_>>();
+        Ok((train, held))
+    } else {
+        let chosen: Vec<String> = held.into_iter().take(cfg.holdout_doubles.max(1)).collect();
+        Ok(hold_out_combinations(chosen, singles, doubles))
+    }
+}
+
+/// `combinations`: the chosen doubles and the singles of their genes test, everything else
+/// trains.
+fn hold_out_combinations(
+    chosen: Vec<String>,
+    singles: &[String],
+    doubles: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let genes: HashSet<&str> = chosen.iter().flat_map(|d| d.split('+')).collect();
+    let mut test = chosen.clone();
+    test.extend(
+        singles
+            .iter()
+            .filter(|s| genes.contains(s.as_str()))
+            .cloned(),
+    );
+    let tset: HashSet<&String> = test.iter().collect();
+    let train = singles
+        .iter()
+        .chain(doubles)
+        .filter(|c| !tset.contains(c))
+        .cloned()
+        .collect();
+    (train, test)
+}
+
+/// Move a shuffled `val_fraction` of the training doubles (at least one, never all) out of
+/// `train`; returns them sorted.
+fn carve_validation(
+    train: &mut Vec<String>,
+    val_fraction: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<String> {
+    let mut train_doubles: Vec<String> =
+        train.iter().filter(|c| c.contains('+')).cloned().collect();
+    train_doubles.shuffle(rng);
+    let n_val = if val_fraction > 0.0 && train_doubles.len() >= 2 {
+        ((val_fraction * train_doubles.len() as f64).round() as usize)
+            .clamp(1, train_doubles.len() - 1)
+    } else {
+        0
+    };
+    let mut val: Vec<String> = train_doubles[..n_val].to_vec();
+    val.sort();
+    let vset: HashSet<&String> = val.iter().collect();
+    train.retain(|c| !vset.contains(c));
+    val
+}
+
 /// Write `bytes` to `path` via a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     // Unique per process and call, so threads writing the same path do not share a temp file.
@@ -267,6 +292,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
 
 type Lists = (Vec<String>, Vec<String>, Vec<String>);
 
+/// Read a user split file: its lists checked against the data's condition `names`.
 fn read_user(file: &Path, names: &[String]) -> Result<Lists, DataError> {
     let text = std::fs::read_to_string(file).map_err(|e| DataError::Io {
         path: file.to_path_buf(),
@@ -283,60 +309,8 @@ fn read_user(file: &Path, names: &[String]) -> Result<Lists, DataError> {
     let mut lists: Vec<Vec<String>> = Vec::new();
     let mut seen_in: BTreeMap<String, &str> = BTreeMap::new();
     for key in ["train", "val", "test"] {
-        let list = match v.get(key) {
-            None if key != "test" => Vec::new(),
-            None => {
-                return Err(invalid(
-                    file,
-                    "no `test` list".into(),
-                    "a split file has a `test` list (and optionally `train` and `val`)",
-                ))
-            }
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(|s| Condition::parse(s).name())
-                        .ok_or_else(|| {
-                            invalid(
-                                file,
-                                format!("`{key}` holds a non-string {x}"),
-                                "list names",
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(other) => {
-                return Err(invalid(
-                    file,
-                    format!("`{key}` is {other}, not a list"),
-                    "make it a list of condition names",
-                ))
-            }
-        };
-        for name in &list {
-            if !known.contains(name) {
-                return Err(invalid(
-                    file,
-                    format!("`{key}` names condition `{name}`, which the data does not have"),
-                    "use condition names as `ccfm inspect` lists them (`A`, `A+B`)",
-                ));
-            }
-            if name == crate::schema::CONTROL {
-                return Err(invalid(
-                    file,
-                    format!("`{key}` lists the control"),
-                    "leave the control out: its cells are shared by every role",
-                ));
-            }
-            if let Some(prev) = seen_in.insert(name.clone(), key) {
-                return Err(invalid(
-                    file,
-                    format!("condition `{name}` is in both `{prev}` and `{key}`"),
-                    "each condition may have one role",
-                ));
-            }
-        }
+        let list = user_list(file, &v, key)?;
+        check_user_list(file, key, &list, &known, &mut seen_in)?;
         lists.push(list);
     }
     if v.get("train").is_none() {
@@ -360,4 +334,71 @@ fn read_user(file: &Path, names: &[String]) -> Result<Lists, DataError> {
     let val = lists.pop().unwrap();
     let train = lists.pop().unwrap();
     Ok((train, val, test))
+}
+
+/// The condition names of list `key` of a split file (`train` and `val` may be absent; `test`
+/// may not).
+fn user_list(file: &Path, v: &Value, key: &str) -> Result<Vec<String>, DataError> {
+    match v.get(key) {
+        None if key != "test" => Ok(Vec::new()),
+        None => Err(invalid(
+            file,
+            "no `test` list".into(),
+            "a split file has a `test` list (and optionally `train` and `val`)",
+        )),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(|s| Condition::parse(s).name())
+                    .ok_or_else(|| {
+                        invalid(
+                            file,
+                            format!("`{key}` holds a non-string {x}"),
+                            "list names",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>(),
+        Some(other) => Err(invalid(
+            file,
+            format!("`{key}` is {other}, not a list"),
+            "make it a list of condition names",
+        )),
+    }
+}
+
+/// Refuse unknown names, the control, and names already given a role (`seen_in` records
+/// each name's list).
+fn check_user_list<'k>(
+    file: &Path,
+    key: &'k str,
+    list: &[String],
+    known: &HashSet<String>,
+    seen_in: &mut BTreeMap<String, &'k str>,
+) -> Result<(), DataError> {
+    for name in list {
+        if !known.contains(name) {
+            return Err(invalid(
+                file,
+                format!("`{key}` names condition `{name}`, which the data does not have"),
+                "use condition names as `ccfm inspect` lists them (`A`, `A+B`)",
+            ));
+        }
+        if name == crate::schema::CONTROL {
+            return Err(invalid(
+                file,
+                format!("`{key}` lists the control"),
+                "leave the control out: its cells are shared by every role",
+            ));
+        }
+        if let Some(prev) = seen_in.insert(name.clone(), key) {
+            return Err(invalid(
+                file,
+                format!("condition `{name}` is in both `{prev}` and `{key}`"),
+                "each condition may have one role",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -174,6 +174,9 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
 
 const L0: f64 = 5000.0;
 
+/// Counts as CSR: values, column indices, row pointers.
+type Csr = (Vec<f32>, Vec<i32>, Vec<i64>);
+
 fn normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64) -> f64 {
     Normal::new(mean, sd).expect("finite sd").sample(rng)
 }
@@ -311,6 +314,7 @@ fn scale(a: &[f64], s: f64) -> Vec<f64> {
     a.iter().map(|x| x * s).collect()
 }
 
+/// Sizes of the Norman preset.
 struct Sizes {
     genes: usize,
     perturbed: usize,
@@ -321,61 +325,105 @@ struct Sizes {
     programs: usize,
 }
 
-fn norman(cfg: &SynthConfig) -> SynthData {
-    let sz = match cfg.size {
-        Size::Tiny => Sizes {
-            genes: 50,
-            perturbed: 6,
-            singles: 5,
-            doubles: 6,
-            cells: 40,
-            controls: 160,
-            programs: 3,
-        },
-        Size::Default => Sizes {
-            genes: 500,
-            perturbed: 24,
-            singles: 20,
-            doubles: 40,
-            cells: 200,
-            controls: 800,
-            programs: 8,
-        },
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let base = Base::new(&mut rng, sz.genes, "SG");
-    let g = sz.genes;
-    let programs: Vec<Vec<f64>> = (0..sz.programs)
-        .map(|_| sparse_program(&mut rng, g, 0.05, 0.10, 0.6))
-        .collect();
-    // Perturbed genes: distinct measured genes; the first `singles` also have single conditions.
-    let mut order: Vec<usize> = (0..g).collect();
-    order.shuffle(&mut rng);
-    let targets: Vec<usize> = order[..sz.perturbed].to_vec();
-    let program_of: Vec<usize> = (0..sz.perturbed).map(|j| j % sz.programs).collect();
-    let alpha: Vec<f64> = (0..sz.perturbed)
-        .map(|_| rng.random_range(0.5..2.0))
-        .collect();
-    let delta: Vec<Vec<f64>> = (0..sz.perturbed)
-        .map(|j| {
-            let mut d = scale(&programs[program_of[j]], alpha[j]);
-            d[targets[j]] += 3.0;
-            d
-        })
-        .collect();
-    let emb_dim = 16;
-    let mut embeddings = Vec::with_capacity(sz.perturbed * emb_dim);
-    for &m in &program_of {
-        for k in 0..emb_dim {
-            let one = if k == m { 1.0 } else { 0.0 };
-            embeddings.push(one + normal(&mut rng, 0.0, 0.3));
+impl Sizes {
+    /// The Norman sizes for `size`.
+    fn norman(size: Size) -> Self {
+        match size {
+            Size::Tiny => Sizes {
+                genes: 50,
+                perturbed: 6,
+                singles: 5,
+                doubles: 6,
+                cells: 40,
+                controls: 160,
+                programs: 3,
+            },
+            Size::Default => Sizes {
+                genes: 500,
+                perturbed: 24,
+                singles: 20,
+                doubles: 40,
+                cells: 200,
+                controls: 800,
+                programs: 8,
+            },
         }
     }
-    // Interaction type of each program pair (symmetric), with its strength, and a new program
-    // for the neomorphic pairs.
+}
+
+/// Width of the Norman gene embeddings.
+const EMB_DIM: usize = 16;
+
+/// The perturbed genes of the Norman preset and their single effects.
+struct Perturbations {
+    /// Gene name of each perturbed gene.
+    names: Vec<String>,
+    /// Program of each perturbed gene.
+    program_of: Vec<usize>,
+    /// Log-rate shift of each perturbed gene's single perturbation.
+    delta: Vec<Vec<f64>>,
+    /// Gene embeddings, row-major `(perturbed, EMB_DIM)`.
+    embeddings: Vec<f64>,
+}
+
+impl Perturbations {
+    /// Draw the programs, the perturbed genes, their strengths and embeddings (in this order).
+    fn draw(rng: &mut ChaCha8Rng, sz: &Sizes, genes: &[String]) -> Self {
+        let g = sz.genes;
+        let programs: Vec<Vec<f64>> = (0..sz.programs)
+            .map(|_| sparse_program(rng, g, 0.05, 0.10, 0.6))
+            .collect();
+        // Perturbed genes: distinct measured genes; the first `singles` also have single
+        // conditions.
+        let mut order: Vec<usize> = (0..g).collect();
+        order.shuffle(rng);
+        let targets: Vec<usize> = order[..sz.perturbed].to_vec();
+        let program_of: Vec<usize> = (0..sz.perturbed).map(|j| j % sz.programs).collect();
+        let alpha: Vec<f64> = (0..sz.perturbed)
+            .map(|_| rng.random_range(0.5..2.0))
+            .collect();
+        let delta: Vec<Vec<f64>> = (0..sz.perturbed)
+            .map(|j| {
+                let mut d = scale(&programs[program_of[j]], alpha[j]);
+                d[targets[j]] += 3.0;
+                d
+            })
+            .collect();
+        let mut embeddings = Vec::with_capacity(sz.perturbed * EMB_DIM);
+        for &m in &program_of {
+            for k in 0..EMB_DIM {
+                let one = if k == m { 1.0 } else { 0.0 };
+                embeddings.push(one + normal(rng, 0.0, 0.3));
+            }
+        }
+        Self {
+            names: targets.iter().map(|&t| genes[t].clone()).collect(),
+            program_of,
+            delta,
+            embeddings,
+        }
+    }
+
+    /// The (smaller, larger) program pair of perturbed genes `i` and `j`.
+    fn program_pair(&self, i: usize, j: usize) -> (usize, usize) {
+        let (a, b) = (self.program_of[i], self.program_of[j]);
+        (a.min(b), a.max(b))
+    }
+}
+
+/// A program pair's interaction: index into `GI_TYPES`, strength, and a new program.
+type Interaction = (usize, f64, Vec<f64>);
+
+/// Draw the interaction type of each program pair (symmetric), with its strength, and a new
+/// program for the neomorphic pairs.
+fn draw_gi_table(
+    rng: &mut ChaCha8Rng,
+    programs: usize,
+    g: usize,
+) -> BTreeMap<(usize, usize), Interaction> {
     let mut gi_table = BTreeMap::new();
-    for a in 0..sz.programs {
-        for b in a..sz.programs {
+    for a in 0..programs {
+        for b in a..programs {
             let u: f64 = rng.random();
             let kind = if u < 0.45 {
                 0
@@ -388,25 +436,29 @@ fn norman(cfg: &SynthConfig) -> SynthData {
                 4 => rng.random_range(1.0..2.0),
                 _ => 0.0,
             };
-            let new_program = sparse_program(&mut rng, g, 0.05, 0.10, 0.6);
+            let new_program = sparse_program(rng, g, 0.05, 0.10, 0.6);
             gi_table.insert((a, b), (kind, strength, new_program));
         }
     }
-    // Doubles: half from additive program pairs, half from non-additive ones (when possible).
+    gi_table
+}
+
+/// Choose the doubles: half from additive program pairs, half from non-additive ones (when
+/// possible), sorted.
+fn choose_doubles(
+    rng: &mut ChaCha8Rng,
+    sz: &Sizes,
+    pert: &Perturbations,
+    gi_table: &BTreeMap<(usize, usize), Interaction>,
+) -> Vec<(usize, usize)> {
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     for i in 0..sz.perturbed {
         for j in i + 1..sz.perturbed {
             pairs.push((i, j));
         }
     }
-    pairs.shuffle(&mut rng);
-    let kind_of = |i: usize, j: usize| {
-        let (a, b) = (
-            program_of[i].min(program_of[j]),
-            program_of[i].max(program_of[j]),
-        );
-        gi_table[&(a, b)].0
-    };
+    pairs.shuffle(rng);
+    let kind_of = |i: usize, j: usize| gi_table[&pert.program_pair(i, j)].0;
     let (additive, other): (Vec<_>, Vec<_>) = pairs.iter().partition(|&&(i, j)| kind_of(i, j) == 0);
     let n_other = (sz.doubles / 2)
         .min(other.len())
@@ -414,26 +466,32 @@ fn norman(cfg: &SynthConfig) -> SynthData {
     let mut doubles: Vec<(usize, usize)> = other.into_iter().take(n_other).collect();
     doubles.extend(additive.into_iter().take(sz.doubles - doubles.len()));
     doubles.sort();
+    doubles
+}
 
-    // Conditions: (label, delta, gi type).
-    let name = |j: usize| base.genes[targets[j]].clone();
-    type Cond<'a> = (String, Option<Vec<f64>>, Option<&'a str>);
+/// A condition: label, log-rate shift (`None` for the control) and interaction type (doubles).
+type Cond = (String, Option<Vec<f64>>, Option<&'static str>);
+
+/// The Norman conditions: the control, the singles, then the doubles.
+fn norman_conditions(
+    sz: &Sizes,
+    pert: &Perturbations,
+    gi_table: &BTreeMap<(usize, usize), Interaction>,
+    doubles: &[(usize, usize)],
+) -> Vec<Cond> {
+    let name = |j: usize| &pert.names[j];
     let mut conds: Vec<Cond> = vec![("ctrl".to_string(), None, None)];
-    for (j, d) in delta.iter().enumerate().take(sz.singles) {
+    for (j, d) in pert.delta.iter().enumerate().take(sz.singles) {
         conds.push((format!("{}+ctrl", name(j)), Some(d.clone()), None));
     }
-    for &(i, j) in &doubles {
-        let (a, b) = (
-            program_of[i].min(program_of[j]),
-            program_of[i].max(program_of[j]),
-        );
-        let (kind, s, new_program) = &gi_table[&(a, b)];
-        let sum = add(&delta[i], &delta[j]);
+    for &(i, j) in doubles {
+        let (kind, s, new_program) = &gi_table[&pert.program_pair(i, j)];
+        let sum = add(&pert.delta[i], &pert.delta[j]);
         let d = match kind {
             0 => sum,
             1 => scale(&sum, 1.0 + s),
             2 => scale(&sum, 1.0 - s),
-            3 => delta[i].clone(),
+            3 => pert.delta[i].clone(),
             _ => add(&sum, &scale(new_program, *s)),
         };
         conds.push((
@@ -442,36 +500,62 @@ fn norman(cfg: &SynthConfig) -> SynthData {
             Some(GI_TYPES[*kind]),
         ));
     }
+    conds
+}
 
-    let zero = vec![0.0; g];
+/// The sampled Norman cells: CSR counts and the per-cell obs values.
+struct NormanCells {
+    counts: Csr,
+    labels: Vec<String>,
+    states: Vec<String>,
+    responder: Vec<bool>,
+}
+
+/// Sample the cells of every condition in order (guide escape, state 2 responding 1.5x).
+fn sample_norman_cells(
+    rng: &mut ChaCha8Rng,
+    base: &Base,
+    sz: &Sizes,
+    conds: &[Cond],
+) -> NormanCells {
+    let zero = vec![0.0; sz.genes];
     let mut counts = (Vec::new(), Vec::new(), vec![0i64]);
-    let (mut labels, mut state_col, mut responder) = (Vec::new(), Vec::new(), Vec::new());
-    for (label, d, _) in &conds {
+    let (mut labels, mut states, mut responder) = (Vec::new(), Vec::new(), Vec::new());
+    for (label, d, _) in conds {
         let n = if d.is_none() { sz.controls } else { sz.cells };
         for _ in 0..n {
-            let state = Base::pick_state(&mut rng, [0.5, 0.3, 0.2]);
+            let state = Base::pick_state(rng, [0.5, 0.3, 0.2]);
             let responds = d.is_some() && rng.random::<f64>() >= 0.15;
             let shift = match (d, responds) {
                 (Some(d), true) if state == 2 => scale(d, 1.5),
                 (Some(d), true) => d.clone(),
                 _ => zero.clone(),
             };
-            base.sample_cell(&mut rng, state, &shift, &mut counts);
+            base.sample_cell(rng, state, &shift, &mut counts);
             labels.push(label.clone());
-            state_col.push(format!("state{state}"));
+            states.push(format!("state{state}"));
             responder.push(responds);
         }
     }
-    let x = log_normalise(&counts);
+    NormanCells {
+        counts,
+        labels,
+        states,
+        responder,
+    }
+}
+
+/// The Norman obs table (GEARS schema).
+fn norman_obs(labels: &[String], states: &[String], responder: Vec<bool>) -> DataFrame {
     let n = labels.len();
     let dose: Vec<String> = labels
         .iter()
         .map(|l| if l.contains("ctrl") { "1" } else { "1+1" }.to_string())
         .collect();
-    let obs = DataFrame {
+    DataFrame {
         index: (0..n).map(|i| format!("cell{i:06}")).collect(),
         columns: vec![
-            ("condition".into(), categorical(&labels)),
+            ("condition".into(), categorical(labels)),
             (
                 "cell_type".into(),
                 categorical(&vec!["K562".to_string(); n]),
@@ -491,10 +575,48 @@ fn norman(cfg: &SynthConfig) -> SynthData {
                         .collect::<Vec<_>>(),
                 ),
             ),
-            ("state".into(), categorical(&state_col)),
+            ("state".into(), categorical(states)),
             ("responder".into(), Column::Bool(responder)),
         ],
-    };
+    }
+}
+
+/// The Norman `uns`: the truth, then the gene embeddings and their genes.
+fn norman_uns(
+    cfg: &SynthConfig,
+    base: &Base,
+    pert: Perturbations,
+    conds: &[Cond],
+    gi_type: &BTreeMap<String, String>,
+) -> Vec<(String, UnsValue)> {
+    let truth: Vec<(String, Option<Vec<f64>>)> = conds
+        .iter()
+        .map(|(l, d, _)| (l.clone(), d.clone()))
+        .collect();
+    let mut uns = truth_uns(cfg, base, &truth, gi_type);
+    uns.push((
+        "gene_embeddings".into(),
+        UnsValue::Array {
+            shape: vec![pert.names.len(), EMB_DIM],
+            values: pert.embeddings,
+        },
+    ));
+    uns.push(("gene_embedding_genes".into(), UnsValue::Strings(pert.names)));
+    uns
+}
+
+/// The Norman-like preset (module docs).
+fn norman(cfg: &SynthConfig) -> SynthData {
+    let sz = Sizes::norman(cfg.size);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let base = Base::new(&mut rng, sz.genes, "SG");
+    let pert = Perturbations::draw(&mut rng, &sz, &base.genes);
+    let gi_table = draw_gi_table(&mut rng, sz.programs, sz.genes);
+    let doubles = choose_doubles(&mut rng, &sz, &pert, &gi_table);
+    let conds = norman_conditions(&sz, &pert, &gi_table, &doubles);
+    let cells = sample_norman_cells(&mut rng, &base, &sz, &conds);
+    let x = log_normalise(&cells.counts);
+    let obs = norman_obs(&cells.labels, &cells.states, cells.responder);
     let var = DataFrame {
         index: base.genes.clone(),
         columns: vec![("gene_name".into(), Column::Strings(base.genes.clone()))],
@@ -503,30 +625,11 @@ fn norman(cfg: &SynthConfig) -> SynthData {
         .iter()
         .filter_map(|(l, _, t)| t.map(|t| (l.clone(), t.to_string())))
         .collect();
-    let mut uns = truth_uns(
-        cfg,
-        &base,
-        &conds
-            .iter()
-            .map(|(l, d, _)| (l.clone(), d.clone()))
-            .collect::<Vec<_>>(),
-        &gi_type,
-    );
-    uns.push((
-        "gene_embeddings".into(),
-        UnsValue::Array {
-            shape: vec![sz.perturbed, emb_dim],
-            values: embeddings,
-        },
-    ));
-    uns.push((
-        "gene_embedding_genes".into(),
-        UnsValue::Strings((0..sz.perturbed).map(name).collect()),
-    ));
+    let uns = norman_uns(cfg, &base, pert, &conds, &gi_type);
     SynthData {
         obs,
         var,
-        counts,
+        counts: cells.counts,
         x,
         gi_type,
         uns,
@@ -588,68 +691,185 @@ fn truth_uns(
 const DRUG_CLASSES: [&str; 4] = ["HDACi", "kinase_inhibitor", "HSP90i", "SIRT_modulator"];
 const DOSES: [f64; 4] = [10.0, 100.0, 1000.0, 10000.0];
 
-fn combosciplex(cfg: &SynthConfig) -> SynthData {
-    // (genes, drugs, pairs, cells per single dose, cells per pair, controls)
-    let (g, n_drugs, n_pairs, per_dose, per_pair, controls) = match cfg.size {
-        Size::Tiny => (50, 4, 4, 12, 40, 120),
-        Size::Default => (500, 8, 20, 60, 200, 800),
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let base = Base::new(&mut rng, g, "SD");
-    let class_program: Vec<Vec<f64>> = (0..DRUG_CLASSES.len())
-        .map(|_| sparse_program(&mut rng, g, 0.08, 0.15, 0.8))
-        .collect();
-    let drugs: Vec<String> = (0..n_drugs).map(|d| format!("DRUG{:02}", d + 1)).collect();
-    let class_of: Vec<usize> = (0..n_drugs).map(|d| d % DRUG_CLASSES.len()).collect();
-    let effect: Vec<Vec<f64>> = (0..n_drugs)
-        .map(|d| {
-            let own = sparse_program(&mut rng, g, 0.02, 0.05, 0.5);
-            add(
-                &scale(&class_program[class_of[d]], rng.random_range(0.7..1.5)),
-                &own,
-            )
-        })
-        .collect();
-    let hill_n: Vec<f64> = (0..n_drugs).map(|_| rng.random_range(0.8..2.0)).collect();
-    let ec50: Vec<f64> = (0..n_drugs)
-        .map(|_| 10f64.powf(rng.random_range(1.5..3.5)))
-        .collect();
-    let hill = |d: usize, c: f64| c.powf(hill_n[d]) / (ec50[d].powf(hill_n[d]) + c.powf(hill_n[d]));
-    let mut fingerprints = Vec::new();
-    for &c in &class_of {
-        for k in 0..16 {
-            fingerprints.push(f64::from(k == c) + normal(&mut rng, 0.0, 0.3));
+/// Width of the drug fingerprints.
+const FP_DIM: usize = 16;
+
+/// Sizes of the ComboSciPlex preset.
+struct DrugSizes {
+    genes: usize,
+    drugs: usize,
+    pairs: usize,
+    /// Cells per single drug and dose.
+    per_dose: usize,
+    /// Cells per drug pair.
+    per_pair: usize,
+    controls: usize,
+}
+
+impl DrugSizes {
+    /// The ComboSciPlex sizes for `size`.
+    fn new(size: Size) -> Self {
+        let (genes, drugs, pairs, per_dose, per_pair, controls) = match size {
+            Size::Tiny => (50, 4, 4, 12, 40, 120),
+            Size::Default => (500, 8, 20, 60, 200, 800),
+        };
+        Self {
+            genes,
+            drugs,
+            pairs,
+            per_dose,
+            per_pair,
+            controls,
         }
     }
-    // Class-pair interactions: HDACi x kinase inhibitor synergise, HSP90i x SIRT antagonise.
-    let interaction: BTreeMap<(usize, usize), (f64, Vec<f64>)> = [((0, 1), 1.5), ((2, 3), -0.8)]
-        .into_iter()
-        .map(|(k, gamma)| (k, (gamma, sparse_program(&mut rng, g, 0.05, 0.10, 0.8))))
-        .collect();
-    let cytotoxic = |d: usize| class_of[d] == 0 || class_of[d] == 2;
+}
 
+/// The drugs of the ComboSciPlex preset and their ground truth.
+struct Drugs {
+    names: Vec<String>,
+    /// Index into `DRUG_CLASSES` of each drug.
+    class_of: Vec<usize>,
+    /// Full-response log-rate shift of each drug.
+    effect: Vec<Vec<f64>>,
+    hill_n: Vec<f64>,
+    ec50: Vec<f64>,
+    /// Fingerprints, row-major `(drugs, FP_DIM)`.
+    fingerprints: Vec<f64>,
+    /// Class pair -> (γ, interaction program).
+    interaction: BTreeMap<(usize, usize), (f64, Vec<f64>)>,
+}
+
+impl Drugs {
+    /// Draw class programs, effects, Hill parameters, fingerprints and interactions (in order).
+    fn draw(rng: &mut ChaCha8Rng, g: usize, n_drugs: usize) -> Self {
+        let class_program: Vec<Vec<f64>> = (0..DRUG_CLASSES.len())
+            .map(|_| sparse_program(rng, g, 0.08, 0.15, 0.8))
+            .collect();
+        let names: Vec<String> = (0..n_drugs).map(|d| format!("DRUG{:02}", d + 1)).collect();
+        let class_of: Vec<usize> = (0..n_drugs).map(|d| d % DRUG_CLASSES.len()).collect();
+        let effect: Vec<Vec<f64>> = (0..n_drugs)
+            .map(|d| {
+                let own = sparse_program(rng, g, 0.02, 0.05, 0.5);
+                add(
+                    &scale(&class_program[class_of[d]], rng.random_range(0.7..1.5)),
+                    &own,
+                )
+            })
+            .collect();
+        let hill_n: Vec<f64> = (0..n_drugs).map(|_| rng.random_range(0.8..2.0)).collect();
+        let ec50: Vec<f64> = (0..n_drugs)
+            .map(|_| 10f64.powf(rng.random_range(1.5..3.5)))
+            .collect();
+        let mut fingerprints = Vec::new();
+        for &c in &class_of {
+            for k in 0..FP_DIM {
+                fingerprints.push(f64::from(k == c) + normal(rng, 0.0, 0.3));
+            }
+        }
+        // Class-pair interactions: HDACi x kinase inhibitor synergise, HSP90i x SIRT antagonise.
+        let interaction = [((0, 1), 1.5), ((2, 3), -0.8)]
+            .into_iter()
+            .map(|(k, gamma)| (k, (gamma, sparse_program(rng, g, 0.05, 0.10, 0.8))))
+            .collect();
+        Self {
+            names,
+            class_of,
+            effect,
+            hill_n,
+            ec50,
+            fingerprints,
+            interaction,
+        }
+    }
+
+    /// Hill response of drug `d` at concentration `c` (nM).
+    fn hill(&self, d: usize, c: f64) -> f64 {
+        let n = self.hill_n[d];
+        c.powf(n) / (self.ec50[d].powf(n) + c.powf(n))
+    }
+
+    /// Whether drug `d` belongs to a cytotoxic class.
+    fn cytotoxic(&self, d: usize) -> bool {
+        self.class_of[d] == 0 || self.class_of[d] == 2
+    }
+
+    /// The (smaller, larger) class pair of drugs `a` and `b`.
+    fn class_pair(&self, a: usize, b: usize) -> (usize, usize) {
+        let (ca, cb) = (self.class_of[a], self.class_of[b]);
+        (ca.min(cb), ca.max(cb))
+    }
+
+    /// Noise-free log-rate shift of a group and its toxicity (the largest cytotoxic response).
+    fn shift(&self, grp: &Group, g: usize) -> (Vec<f64>, f64) {
+        let mut s = vec![0.0; g];
+        let mut tox = 0.0f64;
+        let mut hs = [0.0; 2];
+        for (k, h_k) in hs.iter_mut().enumerate() {
+            if let Some(d) = grp.drugs[k] {
+                let h = self.hill(d, grp.doses[k]);
+                *h_k = h;
+                s = add(&s, &scale(&self.effect[d], h));
+                if self.cytotoxic(d) {
+                    tox = tox.max(h);
+                }
+            }
+        }
+        if let [Some(a), Some(b)] = grp.drugs {
+            if let Some((gamma, p)) = self.interaction.get(&self.class_pair(a, b)) {
+                s = add(&s, &scale(p, gamma * hs[0] * hs[1]));
+            }
+        }
+        (s, tox)
+    }
+
+    /// Interaction type of each pair, keyed by the pair's condition label.
+    fn gi_type(&self, pairs: &[(usize, usize)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|&(a, b)| {
+                let t = match self.interaction.get(&self.class_pair(a, b)) {
+                    Some((gamma, _)) if *gamma > 0.0 => "synergy",
+                    Some(_) => "antagonism",
+                    None => "additive",
+                };
+                (
+                    format!("{}+{}", self.names[a], self.names[b]),
+                    t.to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A group of cells sharing a condition label, drug slots and dose pair.
+struct Group {
+    label: String,
+    drugs: [Option<usize>; 2],
+    doses: [f64; 2],
+}
+
+/// Draw `n_pairs` distinct drug pairs, sorted.
+fn draw_pairs(rng: &mut ChaCha8Rng, n_drugs: usize, n_pairs: usize) -> Vec<(usize, usize)> {
     let mut all_pairs: Vec<(usize, usize)> = Vec::new();
     for a in 0..n_drugs {
         for b in a + 1..n_drugs {
             all_pairs.push((a, b));
         }
     }
-    all_pairs.shuffle(&mut rng);
+    all_pairs.shuffle(rng);
     let mut pairs: Vec<(usize, usize)> = all_pairs.into_iter().take(n_pairs).collect();
     pairs.sort();
+    pairs
+}
 
-    // Groups of cells: (label, drug slots, dose pair, count).
-    struct Group {
-        label: String,
-        drugs: [Option<usize>; 2],
-        doses: [f64; 2],
-    }
+/// The groups: the control, each single drug at every dose, then each pair at a drawn dose pair.
+fn drug_groups(rng: &mut ChaCha8Rng, names: &[String], pairs: &[(usize, usize)]) -> Vec<Group> {
     let mut groups = vec![Group {
         label: "control+control".into(),
         drugs: [None, None],
         doses: [0.0, 0.0],
     }];
-    for (d, drug) in drugs.iter().enumerate() {
+    for (d, drug) in names.iter().enumerate() {
         for &c in &DOSES {
             groups.push(Group {
                 label: format!("control+{drug}"),
@@ -658,199 +878,171 @@ fn combosciplex(cfg: &SynthConfig) -> SynthData {
             });
         }
     }
-    for &(a, b) in &pairs {
+    for &(a, b) in pairs {
         let da = DOSES[rng.random_range(1..4)];
         let db = DOSES[rng.random_range(1..4)];
         groups.push(Group {
-            label: format!("{}+{}", drugs[a], drugs[b]),
+            label: format!("{}+{}", names[a], names[b]),
             drugs: [Some(a), Some(b)],
             doses: [da, db],
         });
     }
-    let shift_of = |grp: &Group| -> (Vec<f64>, f64) {
-        let mut s = vec![0.0; g];
-        let mut tox = 0.0f64;
-        let mut hs = [0.0; 2];
-        for (k, h_k) in hs.iter_mut().enumerate() {
-            if let Some(d) = grp.drugs[k] {
-                let h = hill(d, grp.doses[k]);
-                *h_k = h;
-                s = add(&s, &scale(&effect[d], h));
-                if cytotoxic(d) {
-                    tox = tox.max(h);
-                }
-            }
-        }
-        if let [Some(a), Some(b)] = grp.drugs {
-            let key = (class_of[a].min(class_of[b]), class_of[a].max(class_of[b]));
-            if let Some((gamma, p)) = interaction.get(&key) {
-                s = add(&s, &scale(p, gamma * hs[0] * hs[1]));
-            }
-        }
-        (s, tox)
-    };
+    groups
+}
 
+/// Sample the cells of every group in order; returns the counts and each cell's (group, state).
+fn sample_drug_cells(
+    rng: &mut ChaCha8Rng,
+    base: &Base,
+    sz: &DrugSizes,
+    drugs: &Drugs,
+    groups: &[Group],
+) -> (Csr, Vec<(usize, usize)>) {
     let mut counts = (Vec::new(), Vec::new(), vec![0i64]);
     let mut rows: Vec<(usize, usize)> = Vec::new(); // (group, state)
     for (gi, grp) in groups.iter().enumerate() {
-        let (shift, tox) = shift_of(grp);
+        let (shift, tox) = drugs.shift(grp, sz.genes);
         let n = match grp.drugs {
-            [None, None] => controls,
+            [None, None] => sz.controls,
             // Cytotoxic drugs thin the population at high dose.
-            [None, Some(_)] => ((per_dose as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize,
-            _ => ((per_pair as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize,
+            [None, Some(_)] => ((sz.per_dose as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize,
+            _ => ((sz.per_pair as f64) * (1.0 - 0.5 * tox)).round().max(3.0) as usize,
         };
         let weights = [0.5 * (1.0 - tox), 0.3 * (1.0 - tox), 0.2 + 0.8 * tox];
         for _ in 0..n {
-            let state = Base::pick_state(&mut rng, weights);
-            base.sample_cell(&mut rng, state, &shift, &mut counts);
+            let state = Base::pick_state(rng, weights);
+            base.sample_cell(rng, state, &shift, &mut counts);
             rows.push((gi, state));
         }
     }
-    let x = log_normalise(&counts);
-    let n = rows.len();
-    let slot = |grp: &Group, k: usize| {
-        grp.drugs[k].map_or_else(|| "control".to_string(), |d| drugs[d].clone())
-    };
+    (counts, rows)
+}
+
+/// The `dose_val` of a group: both doses for pairs, the dose for singles, "0" for the control.
+fn dose_val(grp: &Group) -> String {
     let dose_str = |c: f64| format!("{}", c as i64);
-    let labels: Vec<String> = rows
+    match grp.drugs {
+        [Some(_), Some(_)] => {
+            format!("{}+{}", dose_str(grp.doses[0]), dose_str(grp.doses[1]))
+        }
+        [None, Some(_)] => dose_str(grp.doses[1]),
+        _ => "0".into(),
+    }
+}
+
+/// The ComboSciPlex obs table (pertpy schema), one row per `(group, state)`.
+fn drug_obs(names: &[String], groups: &[Group], rows: &[(usize, usize)]) -> DataFrame {
+    let n = rows.len();
+    let cells: Vec<&Group> = rows.iter().map(|&(gi, _)| &groups[gi]).collect();
+    let slot = |k: usize| -> Vec<String> {
+        cells
+            .iter()
+            .map(|grp| grp.drugs[k].map_or_else(|| "control".to_string(), |d| names[d].clone()))
+            .collect()
+    };
+    let dose = |k: usize| Column::Numeric(cells.iter().map(|grp| grp.doses[k]).collect());
+    let labels: Vec<String> = cells.iter().map(|grp| grp.label.clone()).collect();
+    let dose_val: Vec<String> = cells.iter().map(|grp| dose_val(grp)).collect();
+    let states: Vec<String> = rows.iter().map(|&(_, s)| format!("state{s}")).collect();
+    let cov: Vec<String> = labels
         .iter()
-        .map(|&(gi, _)| groups[gi].label.clone())
+        .zip(&dose_val)
+        .map(|(l, d)| format!("A549_{l}_{d}"))
         .collect();
-    let dose_val: Vec<String> = rows
+    let control = labels
         .iter()
-        .map(|&(gi, _)| {
-            let grp = &groups[gi];
-            match grp.drugs {
-                [Some(_), Some(_)] => {
-                    format!("{}+{}", dose_str(grp.doses[0]), dose_str(grp.doses[1]))
-                }
-                [None, Some(_)] => dose_str(grp.doses[1]),
-                _ => "0".into(),
-            }
-        })
+        .map(|l| f64::from(l == "control+control"))
         .collect();
-    let obs = DataFrame {
+    DataFrame {
         index: (0..n).map(|i| format!("cell{i:06}")).collect(),
         columns: vec![
             ("condition".into(), categorical(&labels)),
-            (
-                "Drug1".into(),
-                categorical(
-                    &rows
-                        .iter()
-                        .map(|&(gi, _)| slot(&groups[gi], 0))
-                        .collect::<Vec<_>>(),
-                ),
-            ),
-            (
-                "Drug2".into(),
-                categorical(
-                    &rows
-                        .iter()
-                        .map(|&(gi, _)| slot(&groups[gi], 1))
-                        .collect::<Vec<_>>(),
-                ),
-            ),
-            (
-                "Dose1".into(),
-                Column::Numeric(rows.iter().map(|&(gi, _)| groups[gi].doses[0]).collect()),
-            ),
-            (
-                "Dose2".into(),
-                Column::Numeric(rows.iter().map(|&(gi, _)| groups[gi].doses[1]).collect()),
-            ),
+            ("Drug1".into(), categorical(&slot(0))),
+            ("Drug2".into(), categorical(&slot(1))),
+            ("Dose1".into(), dose(0)),
+            ("Dose2".into(), dose(1)),
             ("dose_val".into(), categorical(&dose_val)),
-            (
-                "cov_drug_dose_name".into(),
-                categorical(
-                    &labels
-                        .iter()
-                        .zip(&dose_val)
-                        .map(|(l, d)| format!("A549_{l}_{d}"))
-                        .collect::<Vec<_>>(),
-                ),
-            ),
-            (
-                "control".into(),
-                Column::Numeric(
-                    labels
-                        .iter()
-                        .map(|l| f64::from(l == "control+control"))
-                        .collect(),
-                ),
-            ),
+            ("cov_drug_dose_name".into(), categorical(&cov)),
+            ("control".into(), Column::Numeric(control)),
             (
                 "cell_type".into(),
                 categorical(&vec!["A549".to_string(); n]),
             ),
-            (
-                "state".into(),
-                categorical(
-                    &rows
-                        .iter()
-                        .map(|&(_, s)| format!("state{s}"))
-                        .collect::<Vec<_>>(),
-                ),
-            ),
+            ("state".into(), categorical(&states)),
         ],
-    };
+    }
+}
+
+/// Truth per condition label, at the first dose pair of that label.
+fn drug_truth(drugs: &Drugs, groups: &[Group], g: usize) -> Vec<(String, Option<Vec<f64>>)> {
+    let mut truth: Vec<(String, Option<Vec<f64>>)> = Vec::new();
+    for grp in groups {
+        if truth.iter().all(|(l, _)| *l != grp.label) {
+            let d = (grp.drugs != [None, None]).then(|| drugs.shift(grp, g).0);
+            truth.push((grp.label.clone(), d));
+        }
+    }
+    truth
+}
+
+/// The drug-specific `uns` entries: fingerprints, classes and Hill parameters.
+fn drug_uns(drugs: Drugs) -> Vec<(String, UnsValue)> {
+    let n_drugs = drugs.names.len();
+    vec![
+        (
+            "fingerprints".into(),
+            UnsValue::Array {
+                shape: vec![n_drugs, FP_DIM],
+                values: drugs.fingerprints,
+            },
+        ),
+        ("fingerprint_drugs".into(), UnsValue::Strings(drugs.names)),
+        (
+            "drug_classes".into(),
+            UnsValue::Strings(
+                drugs
+                    .class_of
+                    .iter()
+                    .map(|&c| DRUG_CLASSES[c].to_string())
+                    .collect(),
+            ),
+        ),
+        (
+            "hill_ec50_nM".into(),
+            UnsValue::Array {
+                shape: vec![n_drugs],
+                values: drugs.ec50,
+            },
+        ),
+        (
+            "hill_n".into(),
+            UnsValue::Array {
+                shape: vec![n_drugs],
+                values: drugs.hill_n,
+            },
+        ),
+    ]
+}
+
+/// The ComboSciPlex-like preset (module docs).
+fn combosciplex(cfg: &SynthConfig) -> SynthData {
+    let sz = DrugSizes::new(cfg.size);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let base = Base::new(&mut rng, sz.genes, "SD");
+    let drugs = Drugs::draw(&mut rng, sz.genes, sz.drugs);
+    let pairs = draw_pairs(&mut rng, sz.drugs, sz.pairs);
+    let groups = drug_groups(&mut rng, &drugs.names, &pairs);
+    let (counts, rows) = sample_drug_cells(&mut rng, &base, &sz, &drugs, &groups);
+    let x = log_normalise(&counts);
+    let obs = drug_obs(&drugs.names, &groups, &rows);
     let var = DataFrame {
         index: base.genes.clone(),
         columns: Vec::new(),
     };
-    // Truth per condition label, at the first dose pair of that label.
-    let mut truth: Vec<(String, Option<Vec<f64>>)> = Vec::new();
-    for grp in &groups {
-        if truth.iter().all(|(l, _)| *l != grp.label) {
-            let d = (grp.drugs != [None, None]).then(|| shift_of(grp).0);
-            truth.push((grp.label.clone(), d));
-        }
-    }
-    let gi_type: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|&(a, b)| {
-            let key = (class_of[a].min(class_of[b]), class_of[a].max(class_of[b]));
-            let t = match interaction.get(&key) {
-                Some((gamma, _)) if *gamma > 0.0 => "synergy",
-                Some(_) => "antagonism",
-                None => "additive",
-            };
-            (format!("{}+{}", drugs[a], drugs[b]), t.to_string())
-        })
-        .collect();
+    let truth = drug_truth(&drugs, &groups, sz.genes);
+    let gi_type = drugs.gi_type(&pairs);
     let mut uns = truth_uns(cfg, &base, &truth, &gi_type);
-    uns.push((
-        "fingerprints".into(),
-        UnsValue::Array {
-            shape: vec![n_drugs, 16],
-            values: fingerprints,
-        },
-    ));
-    uns.push(("fingerprint_drugs".into(), UnsValue::Strings(drugs.clone())));
-    uns.push((
-        "drug_classes".into(),
-        UnsValue::Strings(
-            class_of
-                .iter()
-                .map(|&c| DRUG_CLASSES[c].to_string())
-                .collect(),
-        ),
-    ));
-    uns.push((
-        "hill_ec50_nM".into(),
-        UnsValue::Array {
-            shape: vec![n_drugs],
-            values: ec50,
-        },
-    ));
-    uns.push((
-        "hill_n".into(),
-        UnsValue::Array {
-            shape: vec![n_drugs],
-            values: hill_n,
-        },
-    ));
+    uns.extend(drug_uns(drugs));
     SynthData {
         obs,
         var,

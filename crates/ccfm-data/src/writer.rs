@@ -216,6 +216,23 @@ fn write_matrix(
 /// Write `content` to `path` (atomically).
 pub fn write_h5ad(path: impl AsRef<Path>, content: &AnnDataOut<'_>) -> Result<(), DataError> {
     let path = path.as_ref();
+    check_content(path, content)?;
+    let tmp: PathBuf = path.with_extension(format!("h5ad.tmp{}", std::process::id()));
+    let result = write_file(path, &tmp, content).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| DataError::Malformed {
+            path: path.to_path_buf(),
+            field: "file".into(),
+            detail: format!("moving the finished file into place: {e}"),
+        })
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Refuse content whose columns, matrices or `uns` arrays disagree with their shapes.
+fn check_content(path: &Path, content: &AnnDataOut<'_>) -> Result<(), DataError> {
     let (n, g) = (content.obs.len(), content.var.len());
     for (name, df) in [("obs", content.obs), ("var", content.var)] {
         for (col, values) in &df.columns {
@@ -241,63 +258,62 @@ pub fn write_h5ad(path: impl AsRef<Path>, content: &AnnDataOut<'_>) -> Result<()
             detail: "array length disagrees with its shape".into(),
         });
     }
-    let tmp: PathBuf = path.with_extension(format!("h5ad.tmp{}", std::process::id()));
-    let result = (|| -> Result<(), DataError> {
-        let err = h5(path, "file");
-        let file = File::create(&tmp).map_err(&err)?;
-        set_encoding(&file, "anndata", "0.1.0").map_err(&err)?;
-        write_matrix(&file, "X", &content.x, n, g).map_err(h5(path, "X"))?;
-        write_dataframe(&file, "obs", content.obs).map_err(h5(path, "obs"))?;
-        write_dataframe(&file, "var", content.var).map_err(h5(path, "var"))?;
-        let uns = file.create_group("uns").map_err(h5(path, "uns"))?;
-        set_encoding(&uns, "dict", "0.1.0").map_err(h5(path, "uns"))?;
-        for (key, value) in content.uns {
-            let field = format!("uns/{key}");
-            (|| -> hdf5::Result<()> {
-                match value {
-                    UnsValue::Text(s) => {
-                        let ds = uns.new_dataset::<VarLenUnicode>().create(key.as_str())?;
-                        ds.write_scalar(&vlen(s)?)?;
-                        set_encoding(&ds, "string", "0.2.0")
-                    }
-                    UnsValue::Number(x) => {
-                        let ds = uns.new_dataset::<f64>().create(key.as_str())?;
-                        ds.write_scalar(x)?;
-                        set_encoding(&ds, "numeric-scalar", "0.2.0")
-                    }
-                    UnsValue::Strings(v) => write_strings(&uns, key, v),
-                    UnsValue::Array { shape, values } => {
-                        let view = ndarray::ArrayViewD::from_shape(shape.clone(), values)
-                            .expect("length checked");
-                        let ds = uns
-                            .new_dataset_builder()
-                            .with_data(view)
-                            .create(key.as_str())?;
-                        set_encoding(&ds, "array", "0.2.0")
-                    }
-                }
-            })()
-            .map_err(h5(path, &field))?;
-        }
-        let layers = file.create_group("layers").map_err(h5(path, "layers"))?;
-        set_encoding(&layers, "dict", "0.1.0").map_err(h5(path, "layers"))?;
-        for (name, m) in content.layers {
-            let field = format!("layers/{name}");
-            write_matrix(&layers, name, m, n, g).map_err(h5(path, &field))?;
-        }
-        for empty in ["obsm", "varm", "obsp", "varp"] {
-            let grp = file.create_group(empty).map_err(h5(path, empty))?;
-            set_encoding(&grp, "dict", "0.1.0").map_err(h5(path, empty))?;
-        }
-        file.close().map_err(h5(path, "file"))?;
-        std::fs::rename(&tmp, path).map_err(|e| DataError::Malformed {
-            path: path.to_path_buf(),
-            field: "file".into(),
-            detail: format!("moving the finished file into place: {e}"),
-        })
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
+/// Write all of `content` into a new file at `tmp`; errors name `path`.
+fn write_file(path: &Path, tmp: &Path, content: &AnnDataOut<'_>) -> Result<(), DataError> {
+    let (n, g) = (content.obs.len(), content.var.len());
+    let err = h5(path, "file");
+    let file = File::create(tmp).map_err(&err)?;
+    set_encoding(&file, "anndata", "0.1.0").map_err(&err)?;
+    write_matrix(&file, "X", &content.x, n, g).map_err(h5(path, "X"))?;
+    write_dataframe(&file, "obs", content.obs).map_err(h5(path, "obs"))?;
+    write_dataframe(&file, "var", content.var).map_err(h5(path, "var"))?;
+    write_uns(path, &file, content.uns)?;
+    let layers = file.create_group("layers").map_err(h5(path, "layers"))?;
+    set_encoding(&layers, "dict", "0.1.0").map_err(h5(path, "layers"))?;
+    for (name, m) in content.layers {
+        let field = format!("layers/{name}");
+        write_matrix(&layers, name, m, n, g).map_err(h5(path, &field))?;
     }
-    result
+    for empty in ["obsm", "varm", "obsp", "varp"] {
+        let grp = file.create_group(empty).map_err(h5(path, empty))?;
+        set_encoding(&grp, "dict", "0.1.0").map_err(h5(path, empty))?;
+    }
+    file.close().map_err(h5(path, "file"))
+}
+
+/// Write the `uns` dict of `file`; errors name `path`.
+fn write_uns(path: &Path, file: &File, entries: &[(String, UnsValue)]) -> Result<(), DataError> {
+    let uns = file.create_group("uns").map_err(h5(path, "uns"))?;
+    set_encoding(&uns, "dict", "0.1.0").map_err(h5(path, "uns"))?;
+    for (key, value) in entries {
+        let field = format!("uns/{key}");
+        write_uns_value(&uns, key, value).map_err(h5(path, &field))?;
+    }
+    Ok(())
+}
+
+/// Write one `uns` entry under `key`, with its anndata encoding.
+fn write_uns_value(uns: &Group, key: &str, value: &UnsValue) -> hdf5::Result<()> {
+    match value {
+        UnsValue::Text(s) => {
+            let ds = uns.new_dataset::<VarLenUnicode>().create(key)?;
+            ds.write_scalar(&vlen(s)?)?;
+            set_encoding(&ds, "string", "0.2.0")
+        }
+        UnsValue::Number(x) => {
+            let ds = uns.new_dataset::<f64>().create(key)?;
+            ds.write_scalar(x)?;
+            set_encoding(&ds, "numeric-scalar", "0.2.0")
+        }
+        UnsValue::Strings(v) => write_strings(uns, key, v),
+        UnsValue::Array { shape, values } => {
+            let view =
+                ndarray::ArrayViewD::from_shape(shape.clone(), values).expect("length checked");
+            let ds = uns.new_dataset_builder().with_data(view).create(key)?;
+            set_encoding(&ds, "array", "0.2.0")
+        }
+    }
 }
