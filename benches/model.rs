@@ -14,8 +14,8 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use ccfm::backend::{Selected, SelectedAutodiff, NAME};
 use ccfm::layers::{CoexpressionMask, DiffPerceiverBlockConfig};
 use ccfm::model::{
-    CascadedDenoiser, CascadedFlowModel, CascadedFlowModelConfig, LatentInput, LatentStreamConfig,
-    PerturbationKind, TrainBatch,
+    CascadedDenoiser, CascadedFlowModel, CascadedFlowModelConfig, FlowInput, LatentInput,
+    LatentStreamConfig, PerturbationKind, TrainBatch,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -109,32 +109,20 @@ fn run_forward<B: Backend>(
     i: &Inputs<B>,
     mask: &CoexpressionMask<B>,
 ) {
-    if model.has_latent() {
-        let latent = LatentInput {
-            z_t: i.z.clone(),
-            t_latent: i.t.clone(),
-        };
-        let (v, z) = model.forward_cascaded(
-            i.gene_ids.clone(),
-            i.x.clone(),
-            i.t.clone(),
-            latent,
-            i.ctrl.clone(),
-            i.pert.clone(),
-            mask,
-        );
-        black_box((v.into_data(), z.into_data()));
-    } else {
-        let v = model.forward(
-            i.gene_ids.clone(),
-            i.x.clone(),
-            i.t.clone(),
-            i.ctrl.clone(),
-            i.pert.clone(),
-            mask,
-        );
-        black_box(v.into_data());
-    }
+    let latent = model.has_latent().then(|| LatentInput {
+        z_t: i.z.clone(),
+        t_latent: i.t.clone(),
+    });
+    let input = FlowInput {
+        gene_ids: i.gene_ids.clone(),
+        x_t: i.x.clone(),
+        t: i.t.clone(),
+        ctrl: i.ctrl.clone(),
+        pert_ids: i.pert.clone(),
+        latent,
+    };
+    let out = model.forward(input, mask).expect("inputs match the model");
+    black_box((out.expr.into_data(), out.latent.map(|z| z.into_data())));
 }
 
 fn bench_small(c: &mut Criterion) {

@@ -16,8 +16,8 @@ use ccfm::flow::{
 };
 use ccfm::layers::CoexpressionMask;
 use ccfm::model::{
-    CascadedDenoiser, CascadedFlowModel, CascadedFlowModelConfig, DenoiserConfig, LatentInput,
-    LatentStreamConfig, PerturbationKind, SamplerConfig, TrainBatch,
+    CascadedDenoiser, CascadedFlowModel, CascadedFlowModelConfig, DenoiserConfig, FlowInput,
+    LatentInput, LatentStreamConfig, PerturbationKind, SamplerConfig, TrainBatch,
 };
 use ccfm_testkit::{assert_close, values};
 
@@ -181,19 +181,19 @@ fn forward<B: Backend>(
         TensorData::new(vec![1.0f32, 0.3, 0.7, 1.0], [BATCH]),
         device,
     );
-    let (v, z) = model.forward_cascaded(
-        i.gene_ids.clone(),
-        i.x.clone(),
+    let input = FlowInput {
+        gene_ids: i.gene_ids.clone(),
+        x_t: i.x.clone(),
         t,
-        LatentInput {
+        ctrl: i.ctrl.clone(),
+        pert_ids: i.pert.clone(),
+        latent: Some(LatentInput {
             z_t: i.z.clone(),
             t_latent: tl,
-        },
-        i.ctrl.clone(),
-        i.pert.clone(),
-        &i.mask,
-    );
-    (values(v), values(z))
+        }),
+    };
+    let out = model.forward(input, &i.mask).unwrap();
+    (values(out.expr), values(out.latent.unwrap()))
 }
 
 #[test]

@@ -13,13 +13,13 @@
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use ccfm_flow::{
     gaussian_like, integrate, median_sigmas, mmd2_unbiased_multi_sigma, AffineProbPath,
-    CascadedTimeSampler, CondOt, OdeMethod, TimeGrid, SCDFM_SIGMA_SCALES,
+    CascadedTimeSampler, CondOt, OdeMethod, Scheduler, TimeGrid, SCDFM_SIGMA_SCALES,
 };
 use ccfm_layers::CoexpressionMask;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::model::{CascadedFlowModel, LatentInput};
+use crate::model::{CascadedFlowModel, FlowInput, LatentInput};
 
 /// What the network's outputs mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -161,16 +161,45 @@ pub struct Generated<B: Backend> {
     pub latent: Option<Tensor<B, 3>>,
 }
 
-/// The objective and sampler; holds only settings, the model is passed in.
-#[derive(Debug, Clone, Default)]
-pub struct CascadedDenoiser {
+/// The objective and sampler over the probability path `AffineProbPath<S>` (scDFM and CCFM
+/// use CondOT); holds only settings, the model is passed in.
+#[derive(Debug, Clone)]
+pub struct CascadedDenoiser<S: Scheduler = CondOt> {
     pub config: DenoiserConfig,
+    pub path: AffineProbPath<S>,
 }
 
-impl CascadedDenoiser {
+impl Default for CascadedDenoiser<CondOt> {
+    fn default() -> Self {
+        Self {
+            config: DenoiserConfig::default(),
+            path: AffineProbPath::new(CondOt),
+        }
+    }
+}
+
+/// One stream's noisy sample: the network input `x_t`, its time and the target velocity.
+struct Noised<B: Backend, const D: usize> {
+    x_t: Tensor<B, D>,
+    t: Tensor<B, 1>,
+    dx_t: Tensor<B, D>,
+}
+
+impl CascadedDenoiser<CondOt> {
+    /// The denoiser on scDFM's CondOT path.
     pub fn new(config: DenoiserConfig) -> Result<Self, ModelError> {
+        Self::with_scheduler(config, CondOt)
+    }
+}
+
+impl<S: Scheduler> CascadedDenoiser<S> {
+    /// The denoiser on the path of `scheduler`.
+    pub fn with_scheduler(config: DenoiserConfig, scheduler: S) -> Result<Self, ModelError> {
         config.validate()?;
-        Ok(Self { config })
+        Ok(Self {
+            config,
+            path: AffineProbPath::new(scheduler),
+        })
     }
 
     fn velocity<B: Backend, const D: usize>(
@@ -181,7 +210,7 @@ impl CascadedDenoiser {
     ) -> Tensor<B, D> {
         match self.config.objective.prediction {
             Prediction::Velocity => out,
-            Prediction::Data => AffineProbPath::new(CondOt).velocity_from_data_prediction(
+            Prediction::Data => self.path.velocity_from_data_prediction(
                 out,
                 x_t,
                 t,
@@ -199,112 +228,111 @@ impl CascadedDenoiser {
         t: Tensor<B, 1>,
     ) -> Tensor<B, 2> {
         match self.config.objective.prediction {
-            Prediction::Velocity => AffineProbPath::new(CondOt).endpoint_from_velocity(out, x_t, t),
+            Prediction::Velocity => self.path.endpoint_from_velocity(out, x_t, t),
             Prediction::Data => out,
         }
     }
 
-    /// The loss of one batch (backpropagate `total` on an autodiff backend).
+    /// `x1` noised along the path at `t` from the noise `x0`.
+    fn noised<B: Backend, const D: usize>(
+        &self,
+        x0: Tensor<B, D>,
+        x1: Tensor<B, D>,
+        t: Tensor<B, 1>,
+    ) -> Noised<B, D> {
+        let s = self.path.sample(x0, x1, t.clone());
+        Noised {
+            x_t: s.x_t,
+            t,
+            dx_t: s.dx_t,
+        }
+    }
+
+    /// The loss of one batch (backpropagate `total` on an autodiff backend). In scDFM mode
+    /// every sample is an expression sample; in CCFM the cascaded sampler decides.
     pub fn train_step<B: Backend>(
         &self,
         model: &CascadedFlowModel<B>,
         mask: &CoexpressionMask<B>,
         batch: TrainBatch<B>,
     ) -> Result<LossParts<B>, ModelError> {
-        let [b, t_len] = batch.target.dims();
-        if batch.control.dims() != [b, t_len]
-            || batch.gene_ids.dims() != [t_len]
-            || batch.pert_ids.dims()[0] != b
-        {
-            return Err(ModelError::Shape(format!(
-                "target {:?}, control {:?}, gene_ids {:?}, pert_ids {:?}",
-                batch.target.dims(),
-                batch.control.dims(),
-                batch.gene_ids.dims(),
-                batch.pert_ids.dims()
-            )));
-        }
+        let [b, _] = check_batch(&batch)?;
         let device = batch.target.device();
-        let path = AffineProbPath::new(CondOt);
+        // Random draws in a fixed order: expression noise, times, latent noise.
         let x0 = gaussian_like(&batch.target);
-
-        let (x1_hat, w_expr, v_err, loss_z) = if model.has_latent() {
-            let z_target = batch
-                .z_target
-                .clone()
-                .ok_or(ModelError::MissingLatentTarget)?;
-            let times = self.config.objective.times.sample::<B>(b, &device);
-            let s_e = path.sample(x0, batch.target.clone(), times.t_expr.clone());
-            let z0 = gaussian_like(&z_target);
-            let s_z = path.sample(z0, z_target, times.t_latent.clone());
-            let (out_e, out_z) = model.forward_cascaded(
-                batch.gene_ids,
-                s_e.x_t.clone(),
-                times.t_expr.clone(),
-                LatentInput {
-                    z_t: s_z.x_t.clone(),
-                    t_latent: times.t_latent.clone(),
-                },
-                batch.control,
-                batch.pert_ids,
-                mask,
-            );
-            let x1_hat = self.endpoint(out_e.clone(), s_e.x_t.clone(), times.t_expr.clone());
-            let v_e = self.velocity(out_e, s_e.x_t, times.t_expr);
-            let v_z = self.velocity(out_z, s_z.x_t, times.t_latent);
-            let w = times.w_latent.reshape([b, 1, 1]);
-            let loss_z = (v_z - s_z.dx_t).powi_scalar(2).mul(w).mean();
-            let v_err = (v_e - s_e.dx_t).powi_scalar(2);
-            (x1_hat, times.w_expr, v_err, Some(loss_z))
-        } else {
-            let t = self.config.objective.times.expr.sample::<B>(b, &device);
-            let s_e = path.sample(x0, batch.target.clone(), t.clone());
-            let out = model.forward(
-                batch.gene_ids,
-                s_e.x_t.clone(),
-                t.clone(),
-                batch.control,
-                batch.pert_ids,
-                mask,
-            );
-            let x1_hat = self.endpoint(out.clone(), s_e.x_t.clone(), t.clone());
-            let v_e = self.velocity(out, s_e.x_t, t);
-            let v_err = (v_e - s_e.dx_t).powi_scalar(2);
-            let w = Tensor::ones([b], &device);
-            (x1_hat, w, v_err, None)
+        let times = match model.has_latent() {
+            true => self.config.objective.times.sample::<B>(b, &device),
+            false => {
+                let t = self.config.objective.times.expr.sample::<B>(b, &device);
+                ccfm_flow::CascadedTimes {
+                    t_latent: t.ones_like(),
+                    w_expr: t.ones_like(),
+                    w_latent: t.zeros_like(),
+                    t_expr: t,
+                }
+            }
         };
-        let loss_e = v_err.mul(w_expr.clone().reshape([b, 1])).mean();
+        let expr = self.noised(x0, batch.target.clone(), times.t_expr.clone());
+        let latent = match (model.has_latent(), batch.z_target.clone()) {
+            (false, _) => None,
+            (true, Some(z)) => Some(self.noised(gaussian_like(&z), z, times.t_latent.clone())),
+            (true, None) => return Err(ModelError::MissingLatentTarget),
+        };
+        let out = model.forward(
+            FlowInput {
+                gene_ids: batch.gene_ids.clone(),
+                x_t: expr.x_t.clone(),
+                t: expr.t.clone(),
+                ctrl: batch.control.clone(),
+                pert_ids: batch.pert_ids.clone(),
+                latent: latent.as_ref().map(|z| LatentInput {
+                    z_t: z.x_t.clone(),
+                    t_latent: z.t.clone(),
+                }),
+            },
+            mask,
+        )?;
+        let x1_hat = self.endpoint(out.expr.clone(), expr.x_t.clone(), expr.t.clone());
+        let v_e = self.velocity(out.expr, expr.x_t, expr.t);
+        let loss_e = (v_e - expr.dx_t)
+            .powi_scalar(2)
+            .mul(times.w_expr.clone().reshape([b, 1]))
+            .mean();
+        let loss_z = match (out.latent, latent) {
+            (Some(out_z), Some(z)) => {
+                let v_z = self.velocity(out_z, z.x_t, z.t);
+                let w = times.w_latent.clone().reshape([b, 1, 1]);
+                Some((v_z - z.dx_t).powi_scalar(2).mul(w).mean())
+            }
+            _ => None,
+        };
+        self.combine(loss_e, loss_z, (x1_hat, batch.target), times.w_expr)
+    }
+
+    /// `loss_e + latent_weight loss_z + gamma MMD²(x1_hat, target)` over the expression samples.
+    fn combine<B: Backend>(
+        &self,
+        loss_e: Tensor<B, 1>,
+        loss_z: Option<Tensor<B, 1>>,
+        (x1_hat, target): (Tensor<B, 2>, Tensor<B, 2>),
+        w_expr: Tensor<B, 1>,
+    ) -> Result<LossParts<B>, ModelError> {
+        let o = &self.config.objective;
         let mut total = loss_e.clone();
         if let Some(loss_z) = &loss_z {
-            total = total
-                + loss_z
-                    .clone()
-                    .mul_scalar(self.config.objective.latent_weight);
+            total = total + loss_z.clone().mul_scalar(o.latent_weight);
         }
-
-        // MMD over the expression samples only.
-        let rows: Vec<i64> = w_expr
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| ModelError::ReadBack {
-                what: "the expression-sample weights",
-                detail: format!("{e:?}"),
-            })?
-            .iter()
-            .enumerate()
-            .filter(|(_, &w)| w > 0.5)
-            .map(|(i, _)| i as i64)
-            .collect();
+        let rows = expression_rows(w_expr)?;
         let expr_samples = rows.len();
-        let mmd = if self.config.objective.gamma > 0.0 && expr_samples >= 2 {
+        let mmd = if o.gamma > 0.0 && expr_samples >= 2 {
+            let device = target.device();
             let idx =
                 Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [expr_samples]), &device);
             let x1_hat = x1_hat.select(0, idx.clone());
-            let target = batch.target.select(0, idx);
+            let target = target.select(0, idx);
             let sigmas = median_sigmas(target.clone(), &SCDFM_SIGMA_SCALES)?.sigmas;
             let mmd = mmd2_unbiased_multi_sigma(x1_hat, target, &sigmas)?;
-            total = total + mmd.clone().mul_scalar(self.config.objective.gamma);
+            total = total + mmd.clone().mul_scalar(o.gamma);
             Some(mmd)
         } else {
             None
@@ -320,6 +348,8 @@ impl CascadedDenoiser {
 
     /// Generate one cell per control cell. Noise is drawn from the backend's stream in this
     /// order: the expression noise `x0 (B, T)`, then (CCFM) the latent noise `(B, T, scgpt_dim)`.
+    /// What does not depend on the ODE state is computed once, not per evaluation, only where
+    /// it changes nothing: the inputs are shared by reference.
     pub fn generate<B: Backend>(
         &self,
         model: &CascadedFlowModel<B>,
@@ -331,84 +361,114 @@ impl CascadedDenoiser {
         let [b, t_len] = control.dims();
         let device = control.device();
         let x0 = gaussian_like(&control);
-        let expr_grid = TimeGrid::linspace(0.0, 1.0, self.config.sampler.expr_time_points)?;
-        let method = self.config.sampler.solver;
-        let latent = match &model.latent_decoder {
+        let input = |x_t: Tensor<B, 2>, t: f64, latent: Option<LatentInput<B>>| FlowInput {
+            gene_ids: gene_ids.clone(),
+            x_t,
+            t: Tensor::<B, 1>::full([b], t, &device),
+            ctrl: control.clone(),
+            pert_ids: pert_ids.clone(),
+            latent,
+        };
+        // Stage 1 (CCFM): the latent from noise, the expression input held at x0, t_expr = 0.
+        let latent = match model.latent_dim() {
             None => None,
-            Some(_) => {
-                let scgpt_dim = model
-                    .latent_embedder
-                    .as_ref()
-                    .map(|e| e.proj_0.weight.dims()[0])
-                    .expect("latent embedder present with the decoder");
-                let z0 = gaussian_like(&Tensor::<B, 3>::zeros([b, t_len, scgpt_dim], &device));
-                let grid = TimeGrid::linspace(0.0, 1.0, self.config.sampler.latent_time_points)?;
-                let t_zero = Tensor::<B, 1>::zeros([b], &device);
-                let sol = integrate(
-                    |z: Tensor<B, 3>, t| {
-                        let t_lat = Tensor::<B, 1>::full([b], t, &device);
-                        let (_, out_z) = model.forward_cascaded(
-                            gene_ids.clone(),
-                            x0.clone(),
-                            t_zero.clone(),
-                            LatentInput {
-                                z_t: z.clone(),
-                                t_latent: t_lat.clone(),
-                            },
-                            control.clone(),
-                            pert_ids.clone(),
-                            mask,
-                        );
-                        self.velocity(out_z, z, t_lat)
-                    },
-                    z0,
-                    &grid,
-                    method,
-                    false,
-                );
-                Some(sol.final_state)
+            Some(dim) => {
+                let z0 = gaussian_like(&Tensor::<B, 3>::zeros([b, t_len, dim], &device));
+                let stage1 = |z: Tensor<B, 3>, t: f64| -> Result<Tensor<B, 3>, ModelError> {
+                    let t_lat = Tensor::<B, 1>::full([b], t, &device);
+                    let li = LatentInput {
+                        z_t: z.clone(),
+                        t_latent: t_lat.clone(),
+                    };
+                    let out = model.forward(input(x0.clone(), 0.0, Some(li)), mask)?;
+                    Ok(self.velocity(
+                        out.latent.expect("a CCFM model returns its latent"),
+                        z,
+                        t_lat,
+                    ))
+                };
+                Some(self.integrate(stage1, z0, self.config.sampler.latent_time_points)?)
             }
         };
-        let t_one = Tensor::<B, 1>::ones([b], &device);
-        let sol = integrate(
-            |x: Tensor<B, 2>, t| {
-                let t_e = Tensor::<B, 1>::full([b], t, &device);
-                let out = match &latent {
-                    Some(z) => {
-                        model
-                            .forward_cascaded(
-                                gene_ids.clone(),
-                                x.clone(),
-                                t_e.clone(),
-                                LatentInput {
-                                    z_t: z.clone(),
-                                    t_latent: t_one.clone(),
-                                },
-                                control.clone(),
-                                pert_ids.clone(),
-                                mask,
-                            )
-                            .0
-                    }
-                    None => model.forward(
-                        gene_ids.clone(),
-                        x.clone(),
-                        t_e.clone(),
-                        control.clone(),
-                        pert_ids.clone(),
-                        mask,
-                    ),
-                };
-                self.velocity(out, x, t_e)
-            },
-            x0,
-            &expr_grid,
-            method,
-            false,
-        );
+        // Stage 2: the expression from the same x0, the generated latent held clean.
+        let one = Tensor::<B, 1>::ones([b], &device);
+        let stage2 = |x: Tensor<B, 2>, t: f64| -> Result<Tensor<B, 2>, ModelError> {
+            let li = latent.clone().map(|z_t| LatentInput {
+                z_t,
+                t_latent: one.clone(),
+            });
+            let out = model.forward(input(x.clone(), t, li), mask)?;
+            Ok(self.velocity(out.expr, x, Tensor::<B, 1>::full([b], t, &device)))
+        };
+        let x1 = self.integrate(stage2, x0, self.config.sampler.expr_time_points)?;
         Ok(Generated {
-            expression: sol.final_state.clamp_min(0.0),
+            expression: x1.clamp_min(0.0),
             latent,
         })
     }
+
+    /// Integrate a fallible velocity over `linspace(0, 1, points)` with the configured method;
+    /// the first error stops the evaluations and is returned.
+    fn integrate<B: Backend, const D: usize>(
+        &self,
+        velocity: impl Fn(Tensor<B, D>, f64) -> Result<Tensor<B, D>, ModelError>,
+        x0: Tensor<B, D>,
+        points: usize,
+    ) -> Result<Tensor<B, D>, ModelError> {
+        let grid = TimeGrid::linspace(0.0, 1.0, points)?;
+        let mut failure = None;
+        let sol = integrate(
+            |x: Tensor<B, D>, t| match (&failure, velocity(x.clone(), t)) {
+                (None, Ok(v)) => v,
+                (None, Err(e)) => {
+                    failure = Some(e);
+                    x.zeros_like()
+                }
+                (Some(_), _) => x.zeros_like(),
+            },
+            x0,
+            &grid,
+            self.config.sampler.solver,
+            false,
+        );
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(sol.final_state),
+        }
+    }
+}
+
+/// The batch's `[B, T]`, checked against the other inputs.
+fn check_batch<B: Backend>(batch: &TrainBatch<B>) -> Result<[usize; 2], ModelError> {
+    let [b, t_len] = batch.target.dims();
+    if batch.control.dims() != [b, t_len]
+        || batch.gene_ids.dims() != [t_len]
+        || batch.pert_ids.dims()[0] != b
+    {
+        return Err(ModelError::Shape(format!(
+            "target {:?}, control {:?}, gene_ids {:?}, pert_ids {:?}",
+            batch.target.dims(),
+            batch.control.dims(),
+            batch.gene_ids.dims(),
+            batch.pert_ids.dims()
+        )));
+    }
+    Ok([b, t_len])
+}
+
+/// The indices of the expression samples (`w_expr > 0.5`).
+fn expression_rows<B: Backend>(w_expr: Tensor<B, 1>) -> Result<Vec<i64>, ModelError> {
+    let w = w_expr
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| ModelError::ReadBack {
+            what: "the expression-sample weights",
+            detail: format!("{e:?}"),
+        })?;
+    Ok(w.iter()
+        .enumerate()
+        .filter(|(_, &w)| w > 0.5)
+        .map(|(i, _)| i as i64)
+        .collect())
 }

@@ -10,6 +10,9 @@ pub enum ModelError {
         "the model has a latent stream: the batch needs `z_target` (B, T, scgpt_dim) features"
     )]
     MissingLatentTarget,
+    /// A forward pass whose inputs do not fit the model's mode (scDFM or CCFM).
+    #[error("{0}")]
+    Mode(&'static str),
     /// Inputs whose shapes do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),

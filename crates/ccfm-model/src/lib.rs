@@ -13,6 +13,7 @@
 pub mod config;
 pub mod denoiser;
 pub mod error;
+pub mod legacy;
 pub mod model;
 
 pub use config::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
@@ -21,4 +22,6 @@ pub use denoiser::{
     SamplerConfig, TrainBatch,
 };
 pub use error::ModelError;
-pub use model::{CascadedFlowModel, LatentInput, ModelTrace};
+pub use model::{
+    CascadedFlowModel, FlowInput, FlowOutput, LatentInput, LatentStream, LayerOutput, Tokens,
+};

@@ -14,6 +14,23 @@ use ccfm_layers::{
 };
 
 use crate::config::{CascadedFlowModelConfig, PerturbationKind};
+use crate::error::ModelError;
+
+/// The latent stream of CCFM: its own time embedder, the embedder of `z_t` into the tokens and
+/// the latent velocity head. Field names are the checkpoint keys (`latent_embedder.proj.0`...).
+#[derive(Module, Debug)]
+pub struct LatentStream<B: Backend> {
+    pub t_latent_embedder: TimestepEmbedder<B>,
+    pub latent_embedder: LatentEmbedder<B>,
+    pub latent_decoder: LatentDecoder<B>,
+}
+
+impl<B: Backend> LatentStream<B> {
+    /// Width of the scGPT features the stream generates.
+    pub fn dim(&self) -> usize {
+        self.latent_embedder.proj_0.weight.dims()[0]
+    }
+}
 
 /// The network. Field names are scDFM's state-dict keys (see `ccfm_layers::checkpoint`).
 #[derive(Module, Debug)]
@@ -30,12 +47,27 @@ pub struct CascadedFlowModel<B: Backend> {
     pub adapter_layer: Vec<AdapterLayer<B>>,
     pub final_layer: ExprDecoder<B>,
     /// CRISPR (gene tokens through the gene encoder) or drug labels.
-    pub crispr: bool,
-    /// Latent stream (CCFM): its own time embedder, the embedder of `z_t` into the tokens and
-    /// the latent velocity head. All `None` in scDFM mode.
-    pub t_latent_embedder: Option<TimestepEmbedder<B>>,
-    pub latent_embedder: Option<LatentEmbedder<B>>,
-    pub latent_decoder: Option<LatentDecoder<B>>,
+    #[module(skip)]
+    pub perturbation: PerturbationKind,
+    /// The latent stream (CCFM); `None` is plain scDFM.
+    pub latent: Option<LatentStream<B>>,
+}
+
+/// The inputs of one velocity evaluation.
+#[derive(Debug, Clone)]
+pub struct FlowInput<B: Backend> {
+    /// `(T,)` vocabulary ids of the T genes, shared by every cell of the batch (scDFM samples
+    /// one gene subset per step), so the gene encoder runs once per call.
+    pub gene_ids: Tensor<B, 1, Int>,
+    /// `(B, T)` noisy state and `(B,)` its time.
+    pub x_t: Tensor<B, 2>,
+    pub t: Tensor<B, 1>,
+    /// `(B, T)` control cells (the condition).
+    pub ctrl: Tensor<B, 2>,
+    /// `(B, S)` perturbation token ids (`control` token for an empty slot).
+    pub pert_ids: Tensor<B, 2, Int>,
+    /// The latent half (CCFM models only).
+    pub latent: Option<LatentInput<B>>,
 }
 
 /// The latent half of a cascaded forward pass: the noisy scGPT features and their time.
@@ -47,18 +79,32 @@ pub struct LatentInput<B: Backend> {
     pub t_latent: Tensor<B, 1>,
 }
 
-/// Intermediate values of one forward pass, for inspection and parity tests.
-#[derive(Debug, Clone, Default)]
-pub struct ModelTrace<B: Backend> {
-    pub gene_emb: Option<Tensor<B, 3>>,
-    pub value_emb_1: Option<Tensor<B, 3>>,
-    pub value_emb_2: Option<Tensor<B, 3>>,
-    pub fusion: Option<Tensor<B, 3>>,
-    pub t_emb: Option<Tensor<B, 2>>,
-    pub pert_emb: Option<Tensor<B, 2>>,
-    /// Per layer: after GeneadaLN, after the adapter, after the block.
-    pub layers: Vec<[Tensor<B, 3>; 3]>,
-    pub decoder_in: Option<Tensor<B, 3>>,
+/// The network's outputs: `(B, T)` expression and, in CCFM, `(B, T, scgpt_dim)` latent.
+#[derive(Debug, Clone)]
+pub struct FlowOutput<B: Backend> {
+    pub expr: Tensor<B, 2>,
+    pub latent: Option<Tensor<B, 3>>,
+}
+
+/// The token streams of the first stage (scDFM's names in the comments).
+#[derive(Debug, Clone)]
+pub struct Tokens<B: Backend> {
+    /// `(B, T, d)` gene embeddings, shared by the cells.
+    pub genes: Tensor<B, 3>,
+    /// `value_encoder_1(x_t) + genes`.
+    pub value: Tensor<B, 3>,
+    /// `value_encoder_2(ctrl) + genes` (the blocks' memory).
+    pub control: Tensor<B, 3>,
+    /// `fusion_layer([value, control])`, the blocks' input.
+    pub fused: Tensor<B, 3>,
+}
+
+/// One backbone layer's intermediate values: after GeneadaLN, after the adapter, after the block.
+#[derive(Debug, Clone)]
+pub struct LayerOutput<B: Backend> {
+    pub adaln: Tensor<B, 3>,
+    pub adapter: Tensor<B, 3>,
+    pub block: Tensor<B, 3>,
 }
 
 impl CascadedFlowModelConfig {
@@ -96,23 +142,18 @@ impl CascadedFlowModelConfig {
                 })
                 .collect(),
             final_layer: ExprDecoderConfig::new(d).init(device),
-            crispr: self.perturbation == PerturbationKind::Crispr,
-            t_latent_embedder: self
-                .latent
-                .as_ref()
-                .map(|_| TimestepEmbedderConfig::new(d).init(device)),
-            latent_embedder: self.latent.as_ref().map(|l| {
-                LatentEmbedderConfig::new(d)
+            perturbation: self.perturbation,
+            latent: self.latent.as_ref().map(|l| LatentStream {
+                t_latent_embedder: TimestepEmbedderConfig::new(d).init(device),
+                latent_embedder: LatentEmbedderConfig::new(d)
                     .with_scgpt_dim(l.scgpt_dim)
                     .with_bottleneck_dim(l.bottleneck_dim)
-                    .init(device)
-            }),
-            latent_decoder: self.latent.as_ref().map(|l| {
-                LatentDecoderConfig::new(d)
+                    .init(device),
+                latent_decoder: LatentDecoderConfig::new(d)
                     .with_scgpt_dim(l.scgpt_dim)
                     .with_dh_depth(l.dh_depth)
                     .with_num_heads(self.nhead)
-                    .init(device)
+                    .init(device),
             }),
         };
         ccfm_layers::materialize(model)
@@ -127,10 +168,9 @@ impl<B: Backend> CascadedFlowModel<B> {
         mask: &CoexpressionMask<B>,
     ) -> Tensor<B, 2> {
         let [b, _] = pert_ids.dims();
-        let e = if self.crispr {
-            self.encoder.forward(pert_ids, mask)
-        } else {
-            self.perturbation_embedder.forward(pert_ids)
+        let e = match self.perturbation {
+            PerturbationKind::Crispr => self.encoder.forward(pert_ids, mask),
+            PerturbationKind::Drug => self.perturbation_embedder.forward(pert_ids),
         };
         let d = e.dims()[2];
         e.mean_dim(1).reshape([b, d])
@@ -138,128 +178,114 @@ impl<B: Backend> CascadedFlowModel<B> {
 
     /// True when the model has the latent stream (CCFM), false in scDFM mode.
     pub fn has_latent(&self) -> bool {
-        self.latent_decoder.is_some()
+        self.latent.is_some()
     }
 
-    /// scDFM's `predict_y` velocity `(B, T)`; in CCFM mode see [`Self::forward_cascaded`].
-    ///
-    /// * `gene_ids (T,)`: the vocabulary ids of the T genes, shared by every cell of the batch
-    ///   (scDFM samples one gene subset per step), so the gene encoder runs once per call;
-    /// * `x_t (B, T)`: the noisy state; `t (B,)`: its time;
-    /// * `ctrl (B, T)`: the control cells (the condition);
-    /// * `pert_ids (B, S)`: perturbation token ids (`control` token for an empty slot).
-    #[allow(clippy::too_many_arguments)]
+    /// Width of the latent features, `None` in scDFM mode.
+    pub fn latent_dim(&self) -> Option<usize> {
+        self.latent.as_ref().map(LatentStream::dim)
+    }
+
+    /// The velocity (or data) prediction of either mode. `input.latent` must be given exactly
+    /// when the model has a latent stream. In CCFM the latent tokens `LatentEmbedder(z_t)` are
+    /// added to the fused expression tokens and `c = t_emb(t) + t_latent_emb(t_latent) +
+    /// pert_emb`; in scDFM `c = t_emb(t)`.
     pub fn forward(
         &self,
-        gene_ids: Tensor<B, 1, Int>,
-        x_t: Tensor<B, 2>,
-        t: Tensor<B, 1>,
-        ctrl: Tensor<B, 2>,
-        pert_ids: Tensor<B, 2, Int>,
+        input: FlowInput<B>,
         mask: &CoexpressionMask<B>,
-    ) -> Tensor<B, 2> {
-        self.forward_traced(gene_ids, x_t, t, ctrl, pert_ids, None, mask, None)
-            .0
-    }
-
-    /// The cascaded forward pass: `(v_expr (B, T), v_latent (B, T, scgpt_dim))`.
-    /// The latent tokens `LatentEmbedder(z_t)` are added to the fused expression tokens, and
-    /// `c = t_emb(t_expr) + t_latent_emb(t_latent) + pert_emb`.
-    ///
-    /// Panics in scDFM mode (no latent stream).
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_cascaded(
-        &self,
-        gene_ids: Tensor<B, 1, Int>,
-        x_t: Tensor<B, 2>,
-        t_expr: Tensor<B, 1>,
-        latent: LatentInput<B>,
-        ctrl: Tensor<B, 2>,
-        pert_ids: Tensor<B, 2, Int>,
-        mask: &CoexpressionMask<B>,
-    ) -> (Tensor<B, 2>, Tensor<B, 3>) {
-        assert!(
-            self.has_latent(),
-            "forward_cascaded needs a model built with a latent stream"
-        );
-        let (v, z) = self.forward_traced(
-            gene_ids,
-            x_t,
-            t_expr,
-            ctrl,
-            pert_ids,
-            Some(latent),
-            mask,
-            None,
-        );
-        (v, z.expect("latent head present"))
-    }
-
-    /// The forward pass of either mode, recording intermediate values into `trace` when given.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_traced(
-        &self,
-        gene_ids: Tensor<B, 1, Int>,
-        x_t: Tensor<B, 2>,
-        t: Tensor<B, 1>,
-        ctrl: Tensor<B, 2>,
-        pert_ids: Tensor<B, 2, Int>,
-        latent: Option<LatentInput<B>>,
-        mask: &CoexpressionMask<B>,
-        mut trace: Option<&mut ModelTrace<B>>,
-    ) -> (Tensor<B, 2>, Option<Tensor<B, 3>>) {
-        let [b, t_len] = x_t.dims();
-        let gene_emb = self.encoder.forward_shared(gene_ids, mask);
-        let d = gene_emb.dims()[1];
-        let gene_emb = gene_emb.unsqueeze_dim::<3>(0).expand([b, t_len, d]);
-        let v1 = self.value_encoder_1.forward(x_t) + gene_emb.clone();
-        let h_c = self.value_encoder_2.forward(ctrl) + gene_emb.clone();
-        let mut h = self
-            .fusion_layer
-            .forward(Tensor::cat(vec![v1.clone(), h_c.clone()], 2));
-        let t_emb = self.t_embedder.forward(t);
-        let pert = self.perturbation_embedding(pert_ids, mask);
-        let pert_tokens = pert.clone().unsqueeze_dim::<3>(1).expand([b, t_len, d]);
-        if let Some(tr) = trace.as_deref_mut() {
-            tr.gene_emb = Some(gene_emb.clone());
-            tr.value_emb_1 = Some(v1);
-            tr.value_emb_2 = Some(h_c.clone());
-            tr.fusion = Some(h.clone());
-            tr.t_emb = Some(t_emb.clone());
-            tr.pert_emb = Some(pert.clone());
-        }
-        let c = match (&latent, &self.t_latent_embedder, &self.latent_embedder) {
-            (Some(l), Some(t_lat), Some(embed)) => {
-                h = h + embed.forward(l.z_t.clone());
-                t_emb + t_lat.forward(l.t_latent.clone()) + pert
+    ) -> Result<FlowOutput<B>, ModelError> {
+        let latent = match (&self.latent, input.latent) {
+            (Some(stream), Some(l)) => Some((stream, l)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ModelError::Mode(
+                    "a CCFM model needs its latent input (z_t, t_latent)",
+                ))
             }
-            (None, None, None) => t_emb,
-            (Some(_), _, _) => {
-                panic!("a latent input was given to a model without a latent stream")
+            (None, Some(_)) => {
+                return Err(ModelError::Mode(
+                    "a latent input was given to a scDFM model (no latent stream)",
+                ))
             }
-            (None, _, _) => panic!("a CCFM model needs its latent input (z_t, t_latent)"),
         };
-        for ((ada, adapter), block) in self
-            .gene_adaLN
-            .iter()
-            .zip(&self.adapter_layer)
-            .zip(&self.blocks)
-        {
-            let a = ada.forward(gene_emb.clone(), h);
-            let p = adapter.forward(Tensor::cat(vec![a.clone(), pert_tokens.clone()], 2));
-            h = block.forward(p.clone(), h_c.clone(), c.clone());
-            if let Some(tr) = trace.as_deref_mut() {
-                tr.layers.push([a, p, h.clone()]);
+        let [b, _] = input.x_t.dims();
+        let genes = self.gene_embedding(input.gene_ids, b, mask);
+        let tokens = self.tokens(genes, input.x_t, input.ctrl);
+        let pert = self.perturbation_embedding(input.pert_ids, mask);
+        let t_emb = self.t_embedder.forward(input.t);
+        let (mut h, c) = (tokens.fused.clone(), t_emb);
+        let c = match &latent {
+            Some((stream, l)) => {
+                h = h + stream.latent_embedder.forward(l.z_t.clone());
+                c + stream.t_latent_embedder.forward(l.t_latent.clone()) + pert.clone()
             }
+            None => c,
+        };
+        let pert_tokens = self.perturbation_tokens(pert, tokens.genes.dims()[1]);
+        for i in 0..self.blocks.len() {
+            h = self.layer(i, &tokens, h, &pert_tokens, &c).block;
         }
-        let v_latent = self
-            .latent_decoder
-            .as_ref()
-            .map(|dec| dec.forward(h.clone(), c.clone()));
-        let decoder_in = Tensor::cat(vec![h, pert_tokens], 2);
-        if let Some(tr) = trace {
-            tr.decoder_in = Some(decoder_in.clone());
+        let latent = latent.map(|(stream, _)| stream.latent_decoder.forward(h.clone(), c));
+        let expr = self.final_layer.forward(self.decoder_input(h, pert_tokens));
+        Ok(FlowOutput { expr, latent })
+    }
+
+    /// The `(B, T, d)` gene embeddings of `gene_ids (T,)`, shared by the `b` cells.
+    pub fn gene_embedding(
+        &self,
+        gene_ids: Tensor<B, 1, Int>,
+        b: usize,
+        mask: &CoexpressionMask<B>,
+    ) -> Tensor<B, 3> {
+        let e = self.encoder.forward_shared(gene_ids, mask);
+        let [t, d] = e.dims();
+        e.unsqueeze_dim::<3>(0).expand([b, t, d])
+    }
+
+    /// The value, control and fused token streams.
+    pub fn tokens(&self, genes: Tensor<B, 3>, x_t: Tensor<B, 2>, ctrl: Tensor<B, 2>) -> Tokens<B> {
+        let value = self.value_encoder_1.forward(x_t) + genes.clone();
+        let control = self.value_encoder_2.forward(ctrl) + genes.clone();
+        let fused = self
+            .fusion_layer
+            .forward(Tensor::cat(vec![value.clone(), control.clone()], 2));
+        Tokens {
+            genes,
+            value,
+            control,
+            fused,
         }
-        (self.final_layer.forward(decoder_in), v_latent)
+    }
+
+    /// The perturbation embedding `(B, d)` repeated over the `t` tokens.
+    pub fn perturbation_tokens(&self, pert: Tensor<B, 2>, t: usize) -> Tensor<B, 3> {
+        let [b, d] = pert.dims();
+        pert.unsqueeze_dim::<3>(1).expand([b, t, d])
+    }
+
+    /// Backbone layer `i` on the hidden tokens `h` under the conditioning `c (B, d)`.
+    pub fn layer(
+        &self,
+        i: usize,
+        tokens: &Tokens<B>,
+        h: Tensor<B, 3>,
+        pert_tokens: &Tensor<B, 3>,
+        c: &Tensor<B, 2>,
+    ) -> LayerOutput<B> {
+        let adaln = self.gene_adaLN[i].forward(tokens.genes.clone(), h);
+        let adapter =
+            self.adapter_layer[i].forward(Tensor::cat(vec![adaln.clone(), pert_tokens.clone()], 2));
+        let block = self.blocks[i].forward(adapter.clone(), tokens.control.clone(), c.clone());
+        LayerOutput {
+            adaln,
+            adapter,
+            block,
+        }
+    }
+
+    /// The expression decoder's input, `[h, pert_tokens]`.
+    pub fn decoder_input(&self, h: Tensor<B, 3>, pert_tokens: Tensor<B, 3>) -> Tensor<B, 3> {
+        Tensor::cat(vec![h, pert_tokens], 2)
     }
 }

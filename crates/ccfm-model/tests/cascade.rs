@@ -78,36 +78,44 @@ fn shapes_of_both_modes() {
     let ccfm = config(true).init::<B>(&device);
     assert!(ccfm.has_latent());
     let z = b.z_target.clone().unwrap();
-    let (v, vz) = ccfm.forward_cascaded(
-        b.gene_ids.clone(),
-        b.target.clone(),
-        Tensor::zeros([BATCH], &device),
-        LatentInput {
+    let input = FlowInput {
+        gene_ids: b.gene_ids.clone(),
+        x_t: b.target.clone(),
+        t: Tensor::zeros([BATCH], &device),
+        ctrl: b.control.clone(),
+        pert_ids: b.pert_ids.clone(),
+        latent: Some(LatentInput {
             z_t: z,
             t_latent: Tensor::ones([BATCH], &device),
-        },
-        b.control.clone(),
-        b.pert_ids.clone(),
-        &mask,
-    );
-    assert_eq!(v.dims(), [BATCH, T]);
-    assert_eq!(vz.dims(), [BATCH, T, ZDIM]);
+        }),
+    };
+    let out = ccfm.forward(input.clone(), &mask).unwrap();
+    assert_eq!(out.expr.dims(), [BATCH, T]);
+    assert_eq!(out.latent.unwrap().dims(), [BATCH, T, ZDIM]);
+    assert_eq!(ccfm.latent_dim(), Some(ZDIM));
+    // A mode mismatch is an error, not a panic.
+    let scdfm_input = FlowInput {
+        latent: None,
+        ..input.clone()
+    };
+    assert!(matches!(
+        ccfm.forward(scdfm_input.clone(), &mask),
+        Err(ModelError::Mode(_))
+    ));
 
     let scdfm = config(false).init::<B>(&device);
     assert!(!scdfm.has_latent());
-    assert!(scdfm.t_latent_embedder.is_none() && scdfm.latent_embedder.is_none());
-    let v = scdfm.forward(
-        b.gene_ids,
-        b.target,
-        Tensor::zeros([BATCH], &device),
-        b.control,
-        b.pert_ids,
-        &mask,
-    );
-    assert_eq!(v.dims(), [BATCH, T]);
+    assert!(scdfm.latent.is_none() && scdfm.latent_dim().is_none());
+    let out = scdfm.forward(scdfm_input, &mask).unwrap();
+    assert_eq!(out.expr.dims(), [BATCH, T]);
+    assert!(out.latent.is_none());
+    assert!(matches!(
+        scdfm.forward(input, &mask),
+        Err(ModelError::Mode(_))
+    ));
 }
 
-/// Sum of |grad| per top-level module of the model (None when no parameter got a gradient).
+/// Sum of |grad| per top-level module of the model (the latent stream per part).
 struct GradNorms<'a, Bk: AutodiffBackend> {
     grads: &'a Bk::Gradients,
     path: Vec<String>,
@@ -122,7 +130,12 @@ impl<Bk: AutodiffBackend> ModuleVisitor<Bk> for GradNorms<'_, Bk> {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Bk, D>>) {
-        let top = self.path.first().cloned().unwrap_or_default();
+        // The latent stream's parts are counted under their own names.
+        let top = match self.path.as_slice() {
+            [first, rest @ ..] if first == "latent" => rest.first().cloned().unwrap_or_default(),
+            [first, ..] => first.clone(),
+            [] => String::new(),
+        };
         let g = p
             .val()
             .grad(self.grads)
@@ -314,17 +327,15 @@ fn generation_is_two_staged_from_one_noise_and_clamped() {
                 z_t: z,
                 t_latent: tl,
             };
-            model
-                .forward_cascaded(
-                    b.gene_ids.clone(),
-                    x0.clone(),
-                    zero.clone(),
-                    li,
-                    b.control.clone(),
-                    b.pert_ids.clone(),
-                    &mask,
-                )
-                .1
+            let input = FlowInput {
+                gene_ids: b.gene_ids.clone(),
+                x_t: x0.clone(),
+                t: zero.clone(),
+                ctrl: b.control.clone(),
+                pert_ids: b.pert_ids.clone(),
+                latent: Some(li),
+            };
+            model.forward(input, &mask).unwrap().latent.unwrap()
         },
         z0,
         &TimeGrid::linspace(0.0, 1.0, 4).unwrap(),
@@ -339,17 +350,15 @@ fn generation_is_two_staged_from_one_noise_and_clamped() {
                 z_t: stage1.clone(),
                 t_latent: one.clone(),
             };
-            model
-                .forward_cascaded(
-                    b.gene_ids.clone(),
-                    x,
-                    te,
-                    li,
-                    b.control.clone(),
-                    b.pert_ids.clone(),
-                    &mask,
-                )
-                .0
+            let input = FlowInput {
+                gene_ids: b.gene_ids.clone(),
+                x_t: x,
+                t: te,
+                ctrl: b.control.clone(),
+                pert_ids: b.pert_ids.clone(),
+                latent: Some(li),
+            };
+            model.forward(input, &mask).unwrap().expr
         },
         x0,
         &TimeGrid::linspace(0.0, 1.0, 5).unwrap(),

@@ -16,7 +16,7 @@ use ccfm_flow::{
 };
 use ccfm_layers::checkpoint::scdfm_key_remapper;
 use ccfm_layers::{load_scdfm_safetensors, CoexpressionMask};
-use ccfm_model::{CascadedFlowModel, CascadedFlowModelConfig, ModelTrace, PerturbationKind};
+use ccfm_model::{CascadedFlowModel, CascadedFlowModelConfig, FlowInput, PerturbationKind};
 use ccfm_testkit::{assert_close, available, scdfm_fixture_dir, values, Fixture};
 
 type B = Flex;
@@ -68,6 +68,21 @@ fn model_config(f: &Fixture) -> CascadedFlowModelConfig {
         .with_dropout(0.0)
 }
 
+impl<Bk: Backend> Case<Bk> {
+    /// The model's velocity at `(x_t, t)` for the fixture's cells and perturbations.
+    fn velocity(&self, x_t: Tensor<Bk, 2>, t: Tensor<Bk, 1>) -> Tensor<Bk, 2> {
+        let input = FlowInput {
+            gene_ids: self.gene_ids.clone(),
+            x_t,
+            t,
+            ctrl: self.ctrl.clone(),
+            pert_ids: self.pert.clone(),
+            latent: None,
+        };
+        self.model.forward(input, &self.mask).unwrap().expr
+    }
+}
+
 /// The fixture's model with its parameters loaded, and its inputs.
 fn case<Bk: Backend>(f: &Fixture, path: &std::path::Path) -> Case<Bk> {
     let device = Default::default();
@@ -104,50 +119,53 @@ fn forward_matches(case_name: &str) {
     };
     let c = case::<B>(&f, &path);
     let device = Default::default();
-    let mut trace = ModelTrace::default();
-    let (v, no_latent) = c.model.forward_traced(
-        c.gene_ids.clone(),
-        f.float("input.x_t", &device),
-        f.float("input.t", &device),
-        c.ctrl.clone(),
-        c.pert.clone(),
-        None,
-        &c.mask,
-        Some(&mut trace),
-    );
-    assert!(no_latent.is_none());
-    let check3 = |name: &str, t: &Option<Tensor<B, 3>>| {
-        assert_close(
-            name,
-            &values(t.clone().unwrap()),
-            f.f32s(&format!("output.{name}")),
-            TOL,
-        )
+    let check = |name: &str, t: Tensor<B, 3>| {
+        assert_close(name, &values(t), f.f32s(&format!("output.{name}")), TOL)
     };
-    check3("gene_emb", &trace.gene_emb);
-    check3("value_emb_1", &trace.value_emb_1);
-    check3("value_emb_2", &trace.value_emb_2);
-    check3("fusion", &trace.fusion);
-    assert_close(
-        "t_emb",
-        &values(trace.t_emb.clone().unwrap()),
-        f.f32s("output.t_emb"),
-        TOL,
+    // The forward pass piece by piece, each compared with the official module's output.
+    let (x_t, t): (Tensor<B, 2>, Tensor<B, 1>) =
+        (f.float("input.x_t", &device), f.float("input.t", &device));
+    let m = &c.model;
+    let b = x_t.dims()[0];
+    let tokens = m.tokens(
+        m.gene_embedding(c.gene_ids.clone(), b, &c.mask),
+        x_t.clone(),
+        c.ctrl.clone(),
     );
+    check("gene_emb", tokens.genes.clone());
+    check("value_emb_1", tokens.value.clone());
+    check("value_emb_2", tokens.control.clone());
+    check("fusion", tokens.fused.clone());
+    let t_emb = m.t_embedder.forward(t.clone());
+    assert_close("t_emb", &values(t_emb.clone()), f.f32s("output.t_emb"), TOL);
+    let pert = m.perturbation_embedding(c.pert.clone(), &c.mask);
     assert_close(
         "pert_emb",
-        &values(trace.pert_emb.clone().unwrap()),
+        &values(pert.clone()),
         f.f32s("output.pert_emb"),
         TOL,
     );
-    for (i, [a, p, h]) in trace.layers.iter().enumerate() {
-        for (name, t) in [("adaln", a), ("adapter", p), ("block", h)] {
-            let key = format!("output.layer{i}.{name}");
-            assert_close(&key, &values(t.clone()), f.f32s(&key), TOL);
+    let pert_tokens = m.perturbation_tokens(pert, tokens.genes.dims()[1]);
+    let mut h = tokens.fused.clone();
+    for i in 0..m.blocks.len() {
+        let out = m.layer(i, &tokens, h, &pert_tokens, &t_emb);
+        for (name, t) in [
+            ("adaln", &out.adaln),
+            ("adapter", &out.adapter),
+            ("block", &out.block),
+        ] {
+            check(&format!("layer{i}.{name}"), t.clone());
         }
+        h = out.block;
     }
-    check3("decoder_in", &trace.decoder_in);
-    assert_close("velocity", &values(v), f.f32s("output.velocity"), TOL);
+    check("decoder_in", m.decoder_input(h, pert_tokens));
+    // And the whole pass.
+    assert_close(
+        "velocity",
+        &values(c.velocity(x_t, t)),
+        f.f32s("output.velocity"),
+        TOL,
+    );
 }
 
 #[test]
@@ -173,14 +191,7 @@ fn rk4_integration_of_the_model_matches_torchdiffeq() {
     let sol = integrate(
         |x: Tensor<B, 2>, t| {
             let tt = Tensor::<B, 1>::full([b], t, &device);
-            c.model.forward(
-                c.gene_ids.clone(),
-                x,
-                tt,
-                c.ctrl.clone(),
-                c.pert.clone(),
-                &c.mask,
-            )
+            c.velocity(x, tt)
         },
         f.float("input.x0", &device),
         &grid,
@@ -272,14 +283,7 @@ fn training_loss_and_every_gradient_match_scdfm() {
     let s = pathp.sample(f.float("input.x0", &device), x1.clone(), t.clone());
     assert_close("x_t", &values(s.x_t.clone()), f.f32s("output.x_t"), TOL);
     assert_close("dx_t", &values(s.dx_t.clone()), f.f32s("output.dx_t"), TOL);
-    let v = c.model.forward(
-        c.gene_ids.clone(),
-        s.x_t.clone(),
-        t.clone(),
-        c.ctrl.clone(),
-        c.pert.clone(),
-        &c.mask,
-    );
+    let v = c.velocity(s.x_t.clone(), t.clone());
     assert_close(
         "velocity",
         &values(v.clone()),

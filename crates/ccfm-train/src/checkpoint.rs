@@ -27,6 +27,9 @@ use burn::tensor::backend::Backend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use ccfm_model::legacy::CascadedFlowModelV1;
+use ccfm_model::CascadedFlowModel;
+
 use crate::config::RunConfig;
 use crate::error::TrainError;
 
@@ -59,6 +62,18 @@ pub struct CheckpointState {
     /// (empty in checkpoints written before checksums were kept).
     #[serde(default)]
     pub files: BTreeMap<String, FileSum>,
+    /// The layout of the model's record ([`MODEL_LAYOUT`]; 1 in checkpoints written before
+    /// the field existed, read through `ccfm_model::legacy`).
+    #[serde(default = "first_layout")]
+    pub model_layout: u32,
+}
+
+/// The layout of the model's record that this version writes: 2 = the latent stream as one
+/// optional sub-module. Layout 1 (three optional latent fields) is still read.
+pub const MODEL_LAYOUT: u32 = 2;
+
+fn first_layout() -> u32 {
+    1
 }
 
 /// A file's length and CRC-32.
@@ -142,6 +157,31 @@ pub fn load_module<B: Backend, M: Module<B>>(
     Ok(module.load_record(record))
 }
 
+/// Load a checkpoint's model weights (`model.bin` or `ema.bin`) into `model`, whatever layout
+/// the checkpoint's `state.model_layout` names.
+pub fn load_weights<B: Backend>(
+    model: CascadedFlowModel<B>,
+    bytes: Vec<u8>,
+    state: &CheckpointState,
+    device: &B::Device,
+    path: &Path,
+) -> Result<CascadedFlowModel<B>, TrainError> {
+    match state.model_layout {
+        1 => {
+            let v1 = CascadedFlowModelV1::from(model);
+            Ok(load_module(v1, bytes, device, path)?.into_model())
+        }
+        MODEL_LAYOUT => load_module(model, bytes, device, path),
+        other => Err(TrainError::Incompatible {
+            path: path.to_path_buf(),
+            detail: format!(
+                "model layout {other} is newer than this ccfm reads ({MODEL_LAYOUT}); \
+                 use the ccfm version that wrote the run"
+            ),
+        }),
+    }
+}
+
 /// The first setting (`section.key`) in which the run's configuration `text` differs from the
 /// checkpoint's `saved` one, ignoring those that may change after training; `(file)` when
 /// `text` is not TOML.
@@ -151,6 +191,8 @@ fn config_drift(text: &[u8], saved: &[u8]) -> Option<String> {
         return (text != saved).then(|| "(file)".to_string());
     };
     for t in [&mut now, &mut then] {
+        // A run of an earlier version, resumed by this one: its files use the old key names.
+        crate::config::keys::migrate(t);
         t.remove("sample");
         t.remove("output");
         if let Some(toml::Value::Table(m)) = t.get_mut("model") {

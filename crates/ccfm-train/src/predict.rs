@@ -22,7 +22,7 @@ use ccfm_model::{CascadedDenoiser, CascadedFlowModel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint::{load_module, RunDir};
+use crate::checkpoint::{load_weights, RunDir};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
@@ -149,9 +149,10 @@ pub fn load_model<B: Backend>(
     state.check_model(&expected, &dir)?;
     let ema = use_ema && state.has_ema;
     let file = if ema { "ema.bin" } else { "model.bin" };
-    let model = load_module(
+    let model = load_weights(
         cfg.init::<B>(device),
         RunDir::read_file(&dir, file, &state)?,
+        &state,
         device,
         &dir,
     )?;

@@ -26,7 +26,9 @@ use ccfm_model::{CascadedDenoiser, CascadedFlowModel, TrainBatch};
 use ccfm_scgpt::FrozenScgptExtractor;
 use serde_json::json;
 
-use crate::checkpoint::{load_module, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE};
+use crate::checkpoint::{
+    load_weights, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE, MODEL_LAYOUT,
+};
 use crate::config::RunConfig;
 use crate::ema::update_ema;
 use crate::error::TrainError;
@@ -336,7 +338,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let state = RunDir::read_state(dir)?;
         state.check_model(&self.model_json, dir)?;
         let bytes = RunDir::read_file(dir, "model.bin", &state)?;
-        self.model = load_module(self.model.clone(), bytes, &self.device, dir)?;
+        self.model = load_weights(self.model.clone(), bytes, &state, &self.device, dir)?;
         let bytes = RunDir::read_file(dir, "optimizer.bin", &state)?;
         self.optim = self
             .optim
@@ -348,7 +350,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             })?;
         if let Some(e) = self.ema.take() {
             let bytes = RunDir::read_file(dir, "ema.bin", &state)?;
-            self.ema = Some(load_module(e, bytes, &self.device, dir)?);
+            self.ema = Some(load_weights(e, bytes, &state, &self.device, dir)?);
         }
         self.restore_streams(dir, &state)?;
         self.start = state.step;
@@ -575,6 +577,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             has_ema: self.ema.is_some(),
             last_loss: self.last_loss,
             files: Default::default(),
+            model_layout: MODEL_LAYOUT,
         };
         let written = self
             .run_dir

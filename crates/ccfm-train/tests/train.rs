@@ -7,7 +7,7 @@ use ccfm_data::Size;
 use ccfm_train::config::PerturbationChoice;
 use ccfm_train::demo::write_inputs;
 use ccfm_train::{
-    predict, train_new, train_resume, PredictOptions, RunConfig, TrainError, TrainEvent,
+    predict, train_new, train_resume, PredictOptions, RunConfig, RunDir, TrainError, TrainEvent,
     TrainOptions, TrainSummary,
 };
 use serde_json::json;
@@ -472,4 +472,79 @@ fn the_shipped_configs_parse_and_hold_the_reference_settings() {
     );
     let demo = RunConfig::parse(ccfm_train::demo::DEMO_CONFIG, "demo", &paths).unwrap();
     assert!(demo.train.steps < 1000 && demo.model.d_model == 32);
+}
+
+/// Rewrite the newest checkpoint of `run` as an earlier version wrote it: the model (and EMA)
+/// record in layout 1 (`ccfm_model::legacy`), no `model_layout` in state.json, and the run's
+/// config.toml with the old key names.
+fn downgrade(run: &Path) {
+    use ccfm_model::legacy::CascadedFlowModelV1;
+    use ccfm_train::checkpoint::{load_weights, module_bytes, FileSum};
+    let device = Default::default();
+    let ck = RunDir::open(run).unwrap().latest().unwrap().unwrap();
+    let state = RunDir::read_state(&ck).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("state.json")).unwrap()).unwrap();
+    let cfg: ccfm_model::CascadedFlowModelConfig =
+        serde_json::from_value(state.model_config.clone()).unwrap();
+    for file in ["model.bin", "ema.bin"] {
+        let Ok(bytes) = std::fs::read(ck.join(file)) else {
+            continue;
+        };
+        let model = load_weights(cfg.init::<Flex>(&device), bytes, &state, &device, &ck).unwrap();
+        let old = module_bytes::<Flex, _>(CascadedFlowModelV1::from(model));
+        json["files"][file] = serde_json::to_value(FileSum::of(&old)).unwrap();
+        std::fs::write(ck.join(file), old).unwrap();
+    }
+    json.as_object_mut().unwrap().remove("model_layout");
+    std::fs::write(ck.join("state.json"), json.to_string()).unwrap();
+    let path = run.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The old layout: gamma under [train] (the other objective keys keep their defaults).
+    let (head, tail) = text.split_once("[train]\n").unwrap();
+    let gamma_line = head
+        .lines()
+        .find(|l| l.starts_with("gamma = "))
+        .unwrap()
+        .to_string();
+    let head = head.replace(&format!("{gamma_line}\n"), "");
+    std::fs::write(&path, format!("{head}[train]\n{gamma_line}\n{tail}")).unwrap();
+}
+
+#[test]
+fn runs_of_the_earlier_layout_still_predict_and_resume() {
+    let _turn = serial();
+    let dir = tmp("legacy");
+    let cfg = tiny_config(&dir, true, &["train.ema_decay=0.9"]);
+    let device = Default::default();
+    let mut say = quiet();
+    let run = dir.join("run");
+    train(cfg.clone(), &run, Some(5)).unwrap();
+    let x_of = |p: &Path| {
+        let ad = ccfm_data::AnnData::open(p).unwrap();
+        let rows: Vec<usize> = (0..ad.n_obs()).collect();
+        ad.read_rows_sparse("X", &rows).unwrap().data
+    };
+    let (new, old) = (dir.join("new.h5ad"), dir.join("old.h5ad"));
+    predict::<B>(&run, &new, &PredictOptions::default(), &device, &mut say).unwrap();
+    downgrade(&run);
+    assert!(std::fs::read_to_string(run.join("config.toml"))
+        .unwrap()
+        .contains("[train]\ngamma = "));
+    predict::<B>(&run, &old, &PredictOptions::default(), &device, &mut say).unwrap();
+    assert_eq!(x_of(&new), x_of(&old));
+    // Resumed, it ends where an uninterrupted run ends.
+    let resumed = train_resume::<B>(
+        &run,
+        &device,
+        TrainOptions {
+            observer: &mut |_: &TrainEvent| {},
+            stop_after: None,
+            stop: None,
+        },
+    )
+    .unwrap();
+    let full = train(cfg, &dir.join("full"), None).unwrap();
+    assert_eq!(files(&full.checkpoint), files(&resumed.checkpoint));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
