@@ -35,42 +35,58 @@ pub fn info() -> Result<(), String> {
 }
 
 pub fn inspect(a: &InspectArgs) -> Result<(), String> {
-    let (file, json, args) = (&a.file, a.json, &a.data);
+    let file = &a.file;
     let s = H5adSummary::read(file).map_err(|e| e.to_string())?;
     // The same validation and preparation a training run does.
-    let prepared = prepare(file, &args.options());
-    if json {
+    let prepared = prepare(file, &a.data.options());
+    if a.json {
         let data = prepared.map_err(|e| e.to_string())?;
-        let t = &data.table;
-        let (singles, doubles) = t.singles_doubles();
-        let v = serde_json::json!({
-            "file": file.display().to_string(),
-            "n_obs": s.n_obs,
-            "n_vars": s.n_vars,
-            "x": {"encoding": s.x_encoding, "dtype": s.x_dtype, "stored": s.x_stored,
-                  "density": s.density()},
-            "layers": s.layers,
-            "obs_columns": s.obs_columns,
-            "var_columns": s.var_columns,
-            "schema": t.schema.name(),
-            "perturbation_kind": format!("{:?}", t.kind).to_lowercase(),
-            "matrix": data.report.element,
-            "scale": data.report.scale.to_string(),
-            "cells": t.n_cells(),
-            "control_cells": t.cells_by_condition()[0].len(),
-            "conditions": t.conditions.len(),
-            "singles": singles,
-            "doubles": doubles,
-            "condition_cells": t.conditions.iter().zip(t.cells_by_condition())
-                .map(|(c, cells)| (c.name(), cells.len()))
-                .collect::<std::collections::BTreeMap<_, _>>(),
-            "unmeasured_perturbed_genes": data.report.unmeasured_genes,
-            "has_doses": t.doses.is_some(),
-            "load_seconds": data.report.seconds,
-        });
+        let v = inspect_json(file, &s, &data);
         println!("{}", serde_json::to_string_pretty(&v).expect("plain JSON"));
         return Ok(());
     }
+    print_file_summary(file, &s);
+    print_prepared(&prepared.map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// `ccfm inspect --json`: the file's layout and what a training run would use.
+fn inspect_json(
+    file: &std::path::Path,
+    s: &H5adSummary,
+    data: &ccfm_data::PreparedData,
+) -> serde_json::Value {
+    let t = &data.table;
+    let (singles, doubles) = t.singles_doubles();
+    serde_json::json!({
+        "file": file.display().to_string(),
+        "n_obs": s.n_obs,
+        "n_vars": s.n_vars,
+        "x": {"encoding": s.x_encoding, "dtype": s.x_dtype, "stored": s.x_stored,
+              "density": s.density()},
+        "layers": s.layers,
+        "obs_columns": s.obs_columns,
+        "var_columns": s.var_columns,
+        "schema": t.schema.name(),
+        "perturbation_kind": format!("{:?}", t.kind).to_lowercase(),
+        "matrix": data.report.element,
+        "scale": data.report.scale.to_string(),
+        "cells": t.n_cells(),
+        "control_cells": t.cells_by_condition()[0].len(),
+        "conditions": t.conditions.len(),
+        "singles": singles,
+        "doubles": doubles,
+        "condition_cells": t.conditions.iter().zip(t.cells_by_condition())
+            .map(|(c, cells)| (c.name(), cells.len()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "unmeasured_perturbed_genes": data.report.unmeasured_genes,
+        "has_doses": t.doses.is_some(),
+        "load_seconds": data.report.seconds,
+    })
+}
+
+/// The file's own layout (printed even when preparing it fails).
+fn print_file_summary(file: &std::path::Path, s: &H5adSummary) {
     println!("{}", file.display());
     println!("  cells x genes: {} x {}", s.n_obs, s.n_vars);
     println!(
@@ -88,7 +104,10 @@ pub fn inspect(a: &InspectArgs) -> Result<(), String> {
         s.layers.join(", ")
     };
     println!("  layers: {layers}");
-    let data = prepared.map_err(|e| e.to_string())?;
+}
+
+/// What a training run would use: schema, values, cells and conditions.
+fn print_prepared(data: &ccfm_data::PreparedData) {
     let t = &data.table;
     let (singles, doubles) = t.singles_doubles();
     let by = t.cells_by_condition();
@@ -120,7 +139,6 @@ pub fn inspect(a: &InspectArgs) -> Result<(), String> {
         println!("  doses: per cell (Dose1/Dose2 or dose_val)");
     }
     println!("  validation: ok (loaded in {:.3} s)", data.report.seconds);
-    Ok(())
 }
 
 pub fn evaluate(a: &EvaluateArgs) -> Result<(), String> {

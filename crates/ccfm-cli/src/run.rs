@@ -38,16 +38,7 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
     let summary = match (config, out, resume) {
         (_, _, Some(run)) => train_resume::<SelectedAutodiff>(&run, &device, opts),
         (Some(config), Some(out), None) => {
-            let cfg = RunConfig::read(&config, &set).map_err(|e| e.to_string())?;
-            if !cfg.data.path.exists() {
-                return Err(format!(
-                    "{}: data.path = {}: no such file; fix the path or pass \
-                     --set data.path=FILE",
-                    config.display(),
-                    cfg.data.path.display()
-                ));
-            }
-            train_new::<SelectedAutodiff>(cfg, &out, &device, opts)
+            train_new::<SelectedAutodiff>(read_config(&config, &set)?, &out, &device, opts)
         }
         _ => return Err("give --config and --out, or --resume RUN".into()),
     };
@@ -64,6 +55,29 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
         // The shell's convention for a process ended by a signal.
         std::process::exit(128 + sig as i32);
     }
+    print_summary(&summary);
+    Ok(())
+}
+
+/// The configuration of a new run: checked, with a note for each key of an earlier version
+/// that was moved, and a data file that exists.
+fn read_config(config: &std::path::Path, set: &[String]) -> Result<RunConfig, String> {
+    let (cfg, notes) = RunConfig::read_with_notes(config, set).map_err(|e| e.to_string())?;
+    for n in notes {
+        eprintln!("note: {}: {n}", config.display());
+    }
+    if !cfg.data.path.exists() {
+        return Err(format!(
+            "{}: data.path = {}: no such file; fix the path or pass --set data.path=FILE",
+            config.display(),
+            cfg.data.path.display()
+        ));
+    }
+    Ok(cfg)
+}
+
+/// The end-of-run lines (stdout).
+fn print_summary(summary: &ccfm_train::TrainSummary) {
     if summary.steps < summary.total_steps {
         println!(
             "stopped at step {} of {}; continue with: ccfm train --resume {}",
@@ -94,7 +108,6 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
         );
     }
     println!("checkpoint: {}", summary.checkpoint.display());
-    Ok(())
 }
 
 /// A flag raised by the first SIGINT or SIGTERM (training then checkpoints the step in progress

@@ -213,70 +213,25 @@ fn predict_on<B: Backend>(
 ) -> Result<PredictSummary, TrainError> {
     let PredictJob { run, out, opts } = *job;
     let started = Instant::now();
-    let run_path = run.path.as_path();
     let exp = Experiment::new(&config, &cache_dir(), say)?;
     let s = &config.sample;
-    let (model, checkpoint, ema) = load_model::<B>(
-        &exp,
-        run,
-        opts.checkpoint.as_deref().unwrap_or("latest"),
-        opts.use_ema.unwrap_or(s.use_ema),
-        device,
-    )?;
+    let which = opts.checkpoint.as_deref().unwrap_or("latest");
+    let (model, checkpoint, ema) =
+        load_model::<B>(&exp, run, which, opts.use_ema.unwrap_or(s.use_ema), device)?;
     // No gradient is needed: on an autodiff backend this keeps only dropout active.
     let model = model.no_grad();
-    let conditions: Vec<Condition> = match &opts.conditions {
-        Some(names) => exp.parse_conditions(names)?,
-        None => exp.split.test.iter().map(|n| Condition::parse(n)).collect(),
-    };
-    if conditions.is_empty() {
-        return Err(TrainError::Request(
-            "no conditions to predict: the split has no test conditions; name them with \
-             --conditions"
-                .into(),
-        ));
-    }
-    let n = opts.cells_per_condition.unwrap_or(s.cells_per_condition);
-    if n == 0 {
-        return Err(TrainError::Request(
-            "--cells-per-condition must be at least 1".into(),
-        ));
-    }
-    let seed = opts.seed.unwrap_or(s.seed);
+    let request = Request::of(opts, &exp)?;
     let genes = prediction_genes(&exp, s.n_genes);
     let gene_names: Vec<String> = genes.iter().map(|&g| exp.data.genes[g].clone()).collect();
-    let t = genes.len();
     say(format!(
-        "predicting {} conditions x {n} cells over {t} genes with {} ({})",
-        conditions.len(),
+        "predicting {} conditions x {} cells over {} genes with {} ({})",
+        request.conditions.len(),
+        request.cells,
+        genes.len(),
         checkpoint.display(),
         if ema { "EMA weights" } else { "weights" }
     ));
-
-    // The control pool: the user's cells or the data's control cells, as (cells, t) values.
-    let (pool, pool_source): (Vec<f32>, String) = match &opts.controls {
-        Some(p) => (read_controls(p, &gene_names)?, p.display().to_string()),
-        None => {
-            let cells =
-                &exp.data.table.cells_by_condition()[ccfm_data::PerturbationTable::CONTROL_INDEX];
-            (
-                exp.data.gather(cells, &genes),
-                "the data's control cells".into(),
-            )
-        }
-    };
-    let pool_n = pool.len() / t;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let all: Vec<usize> = (0..pool_n).collect();
-    let mut draw = |k: usize| draw_from_pool(&all, k, &mut rng);
-    let rows = |idx: &[usize]| -> Vec<f32> {
-        let mut v = Vec::with_capacity(idx.len() * t);
-        for &i in idx {
-            v.extend_from_slice(&pool[i * t..(i + 1) * t]);
-        }
-        v
-    };
-
+    let pool = ControlPool::new(opts, &exp, &genes, &gene_names)?;
     let mask = CoexpressionMask::<B>::from_blocked(exp.mask.clone(), exp.vocab.len(), device);
     let denoiser = CascadedDenoiser::new(config.denoiser())?;
     let generator = Generator {
@@ -288,46 +243,12 @@ fn predict_on<B: Backend>(
         batch_size: s.batch_size,
         device,
     };
-    B::seed(device, seed);
-    // The control rows written with both files: up to n of the pool, once.
-    let control_rows = draw(n.min(pool_n));
-    let mut pred_x = rows(&control_rows);
-    let mut pred_labels = vec!["control".to_string(); control_rows.len()];
-    let mut real_x = pred_x.clone();
-    let mut real_labels = pred_labels.clone();
-    let mut with_real = 0usize;
-    let by_condition = exp.data.table.cells_by_condition();
-    progress(0, conditions.len());
-    for (i, cond) in conditions.iter().enumerate() {
-        let name = cond.name();
-        let controls = rows(&draw(n));
-        let c0 = Instant::now();
-        let x = generator.condition(cond, &controls)?;
-        pred_x.extend(x);
-        pred_labels.extend(std::iter::repeat_n(name.clone(), n));
-        if let Some(ci) = exp.data.table.condition_index(&name) {
-            let cells = &by_condition[ci];
-            real_x.extend(exp.data.gather(cells, &genes));
-            real_labels.extend(std::iter::repeat_n(name.clone(), cells.len()));
-            with_real += 1;
-        }
-        say(format!(
-            "  [{}/{}] {name}: {n} cells in {:.1} s",
-            i + 1,
-            conditions.len(),
-            c0.elapsed().as_secs_f64()
-        ));
-        progress(i + 1, conditions.len());
-    }
-
-    let var = DataFrame {
-        index: gene_names.clone(),
-        columns: Vec::new(),
-    };
+    B::seed(device, request.seed);
+    let cells = generate_all(&generator, &request, &pool, say, progress)?;
     let uns = vec![
         (
             "ccfm_run".to_string(),
-            UnsValue::Text(run_path.display().to_string()),
+            UnsValue::Text(run.path.display().to_string()),
         ),
         (
             "ccfm_checkpoint".to_string(),
@@ -335,46 +256,201 @@ fn predict_on<B: Backend>(
         ),
         (
             "ccfm_controls".to_string(),
-            UnsValue::Text(pool_source.clone()),
+            UnsValue::Text(pool.source.clone()),
         ),
-        ("ccfm_seed".to_string(), UnsValue::Number(seed as f64)),
+        (
+            "ccfm_seed".to_string(),
+            UnsValue::Number(request.seed as f64),
+        ),
     ];
-    let real = (with_real > 0).then(|| real_path(out));
-    if let Some(p) = &out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(p).map_err(|e| TrainError::io(*p, e))?;
-    }
-    write_h5ad(
-        out,
-        &AnnDataOut {
-            x: MatrixOut::Dense(&pred_x),
-            layers: &[],
-            obs: &frame(pred_labels, "pred_"),
-            var: &var,
-            uns: &uns,
-        },
-    )?;
-    if let Some(rp) = &real {
-        if let Err(e) = write_h5ad(
-            rp,
-            &AnnDataOut {
-                x: MatrixOut::Dense(&real_x),
-                layers: &[],
-                obs: &frame(real_labels, "real_"),
-                var: &var,
-                uns: &uns[..1],
-            },
-        ) {
-            let _ = std::fs::remove_file(out);
-            return Err(e.into());
-        }
-    }
+    let real = write_outputs(out, cells, gene_names, &uns)?;
     Ok(PredictSummary {
         predicted: out.to_path_buf(),
         real,
-        conditions: conditions.iter().map(Condition::name).collect(),
-        cells_per_condition: n,
-        genes: t,
+        conditions: request.conditions.iter().map(Condition::name).collect(),
+        cells_per_condition: request.cells,
+        genes: genes.len(),
         checkpoint,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The conditions, cells per condition and seed of one prediction.
+struct Request {
+    conditions: Vec<Condition>,
+    cells: usize,
+    seed: u64,
+}
+
+impl Request {
+    fn of(opts: &PredictOptions, exp: &Experiment) -> Result<Self, TrainError> {
+        let s = &exp.config.sample;
+        let conditions: Vec<Condition> = match &opts.conditions {
+            Some(names) => exp.parse_conditions(names)?,
+            None => exp.split.test.iter().map(|n| Condition::parse(n)).collect(),
+        };
+        if conditions.is_empty() {
+            return Err(TrainError::Request(
+                "no conditions to predict: the split has no test conditions; name them with \
+                 --conditions"
+                    .into(),
+            ));
+        }
+        let cells = opts.cells_per_condition.unwrap_or(s.cells_per_condition);
+        if cells == 0 {
+            return Err(TrainError::Request(
+                "--cells-per-condition must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            conditions,
+            cells,
+            seed: opts.seed.unwrap_or(s.seed),
+        })
+    }
+}
+
+/// The control cells generation starts from: the user's cells or the data's control cells,
+/// as row-major `(cells, genes)` values, drawn with a seeded stream.
+struct ControlPool {
+    values: Vec<f32>,
+    genes: usize,
+    source: String,
+}
+
+impl ControlPool {
+    fn new(
+        opts: &PredictOptions,
+        exp: &Experiment,
+        genes: &[usize],
+        gene_names: &[String],
+    ) -> Result<Self, TrainError> {
+        let (values, source) = match &opts.controls {
+            Some(p) => (read_controls(p, gene_names)?, p.display().to_string()),
+            None => {
+                let by = exp.data.table.cells_by_condition();
+                let cells = &by[ccfm_data::PerturbationTable::CONTROL_INDEX];
+                (
+                    exp.data.gather(cells, genes),
+                    "the data's control cells".into(),
+                )
+            }
+        };
+        Ok(Self {
+            values,
+            genes: genes.len(),
+            source,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.values.len() / self.genes
+    }
+
+    /// The values of the pool's rows `idx`.
+    fn rows(&self, idx: &[usize]) -> Vec<f32> {
+        let t = self.genes;
+        let mut v = Vec::with_capacity(idx.len() * t);
+        for &i in idx {
+            v.extend_from_slice(&self.values[i * t..(i + 1) * t]);
+        }
+        v
+    }
+}
+
+/// Predicted and real cells with their labels.
+struct Cells {
+    pred_x: Vec<f32>,
+    pred_labels: Vec<String>,
+    real_x: Vec<f32>,
+    real_labels: Vec<String>,
+    /// Conditions with real cells in the data.
+    with_real: usize,
+}
+
+/// Generate every condition's cells (after the shared control rows, written with both files).
+fn generate_all<B: Backend>(
+    generator: &Generator<'_, B>,
+    request: &Request,
+    pool: &ControlPool,
+    say: &mut dyn FnMut(String),
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Cells, TrainError> {
+    let exp = generator.exp;
+    let (n, total) = (request.cells, request.conditions.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
+    let all: Vec<usize> = (0..pool.len()).collect();
+    let control_rows = draw_from_pool(&all, n.min(pool.len()), &mut rng);
+    let x = pool.rows(&control_rows);
+    let labels = vec!["control".to_string(); control_rows.len()];
+    let mut c = Cells {
+        pred_x: x.clone(),
+        pred_labels: labels.clone(),
+        real_x: x,
+        real_labels: labels,
+        with_real: 0,
+    };
+    let by_condition = exp.data.table.cells_by_condition();
+    progress(0, total);
+    for (i, cond) in request.conditions.iter().enumerate() {
+        let name = cond.name();
+        let controls = pool.rows(&draw_from_pool(&all, n, &mut rng));
+        let c0 = Instant::now();
+        c.pred_x.extend(generator.condition(cond, &controls)?);
+        c.pred_labels.extend(std::iter::repeat_n(name.clone(), n));
+        if let Some(ci) = exp.data.table.condition_index(&name) {
+            let cells = &by_condition[ci];
+            c.real_x.extend(exp.data.gather(cells, generator.genes));
+            c.real_labels
+                .extend(std::iter::repeat_n(name.clone(), cells.len()));
+            c.with_real += 1;
+        }
+        say(format!(
+            "  [{}/{total}] {name}: {n} cells in {:.1} s",
+            i + 1,
+            c0.elapsed().as_secs_f64()
+        ));
+        progress(i + 1, total);
+    }
+    Ok(c)
+}
+
+/// Write the predicted file and, when some conditions have real cells, its `_real` companion
+/// (neither is left behind when the second fails).
+fn write_outputs(
+    out: &Path,
+    cells: Cells,
+    gene_names: Vec<String>,
+    uns: &[(String, UnsValue)],
+) -> Result<Option<PathBuf>, TrainError> {
+    let var = DataFrame {
+        index: gene_names,
+        columns: Vec::new(),
+    };
+    if let Some(p) = &out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p).map_err(|e| TrainError::io(*p, e))?;
+    }
+    let file =
+        |x: &[f32], labels: Vec<String>, prefix: &str, uns: &[(String, UnsValue)], path: &Path| {
+            write_h5ad(
+                path,
+                &AnnDataOut {
+                    x: MatrixOut::Dense(x),
+                    layers: &[],
+                    obs: &frame(labels, prefix),
+                    var: &var,
+                    uns,
+                },
+            )
+        };
+    file(&cells.pred_x, cells.pred_labels, "pred_", uns, out)?;
+    if cells.with_real == 0 {
+        return Ok(None);
+    }
+    let rp = real_path(out);
+    if let Err(e) = file(&cells.real_x, cells.real_labels, "real_", &uns[..1], &rp) {
+        let _ = std::fs::remove_file(out);
+        return Err(e.into());
+    }
+    Ok(Some(rp))
 }

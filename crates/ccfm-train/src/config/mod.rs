@@ -328,11 +328,19 @@ impl RunConfig {
 
     /// Read a config file, apply overrides.
     pub fn read(path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
+        Ok(Self::read_with_notes(path, overrides)?.0)
+    }
+
+    /// [`Self::read`], with one line per key of an earlier version that was moved.
+    pub fn read_with_notes(
+        path: &Path,
+        overrides: &[String],
+    ) -> Result<(Self, Vec<String>), TrainError> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::Io {
             path: path.to_path_buf(),
             detail: format!("cannot read the config: {e}"),
         })?;
-        Self::parse(&text, &path.display().to_string(), overrides)
+        Self::parse_with_notes(&text, &path.display().to_string(), overrides)
     }
 
     /// The resolved TOML (every field).
