@@ -1,6 +1,6 @@
-//! The backend chosen by this build's cargo features, for examples, benches and tests.
-//! The library crates never choose one; this is the only place in the `ccfm` package that does
-//! (the `ccfm` binary has its own, in `ccfm-cli`).
+//! The backend chosen by this build's cargo features, for the `ccfm` binary (`ccfm-cli` uses
+//! this module), the examples, benches and tests. The library crates never choose one; this
+//! is the only place in the workspace that does.
 //!
 //! Priority when several are enabled: `cuda`, then `wgpu`, then `flex`, then `ndarray`.
 
@@ -47,3 +47,21 @@ pub use chosen::{Backend as Selected, NAME};
     feature = "ndarray"
 ))]
 pub type SelectedAutodiff = burn::backend::Autodiff<Selected>;
+
+/// Every backend this build was compiled with, in priority order.
+pub fn compiled() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg!(feature = "cuda") {
+        v.push("cuda");
+    }
+    if cfg!(feature = "wgpu") {
+        v.push("wgpu");
+    }
+    if cfg!(feature = "flex") {
+        v.push("flex");
+    }
+    if cfg!(feature = "ndarray") {
+        v.push("ndarray");
+    }
+    v
+}

@@ -1,31 +1,9 @@
-//! The one place where the `ccfm` binary maps its cargo features to a concrete Burn backend.
-//! Priority when several are compiled in: `cuda`, `wgpu`, `flex`, `ndarray`.
+//! The `ccfm` binary's backend: the one `ccfm::backend` selects from the cargo features
+//! (forwarded to the `ccfm` package), its devices and the version line.
 
-#[cfg(feature = "cuda")]
-pub type Selected = burn::backend::Cuda;
-#[cfg(feature = "cuda")]
-pub const NAME: &str = "cuda";
+pub use ccfm::backend::{compiled, Selected, SelectedAutodiff, NAME};
 
-#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-pub type Selected = burn::backend::Wgpu;
-#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-pub const NAME: &str = "wgpu";
-
-#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
-pub type Selected = burn::backend::Flex;
-#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
-pub const NAME: &str = "flex";
-
-#[cfg(all(
-    feature = "ndarray",
-    not(any(feature = "cuda", feature = "wgpu", feature = "flex"))
-))]
-pub type Selected = burn::backend::NdArray;
-#[cfg(all(
-    feature = "ndarray",
-    not(any(feature = "cuda", feature = "wgpu", feature = "flex"))
-))]
-pub const NAME: &str = "ndarray";
+use crate::error::CliResult;
 
 #[cfg(not(any(
     feature = "cuda",
@@ -35,29 +13,8 @@ pub const NAME: &str = "ndarray";
 )))]
 compile_error!("build ccfm-cli with at least one backend feature: flex, ndarray, wgpu or cuda");
 
-/// Every backend this binary was compiled with, in priority order.
-pub fn compiled() -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if cfg!(feature = "cuda") {
-        v.push("cuda");
-    }
-    if cfg!(feature = "wgpu") {
-        v.push("wgpu");
-    }
-    if cfg!(feature = "flex") {
-        v.push("flex");
-    }
-    if cfg!(feature = "ndarray") {
-        v.push("ndarray");
-    }
-    v
-}
-
-/// The autodiff backend over [`Selected`], for training.
-pub type SelectedAutodiff = burn::backend::Autodiff<Selected>;
-
 /// The device of the selected backend: GPU number `index` (`--device`), or the CPU.
-pub fn device(index: Option<usize>) -> Result<burn::tensor::Device<Selected>, String> {
+pub fn device(index: Option<usize>) -> CliResult<burn::tensor::Device<Selected>> {
     #[cfg(feature = "cuda")]
     {
         Ok(burn::backend::cuda::CudaDevice::new(index.unwrap_or(0)))
@@ -77,7 +34,8 @@ pub fn device(index: Option<usize>) -> Result<burn::tensor::Device<Selected>, St
             Some(i) => Err(format!(
                 "--device {i}: this binary runs on the CPU ({NAME}), which has only device 0; \
                  build with --features wgpu or cuda for GPUs"
-            )),
+            )
+            .into()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The subcommands that need no training backend beyond a check: `info`, `inspect`, `hvg`,
 //! `evaluate`, `embed`, `synth`, `completions` (training and prediction are in [`crate::run`]).
 
+use crate::error::CliResult;
 use burn::tensor::{Tensor, TensorData};
 use ccfm_data::synth::{additive_check, generate};
 use ccfm_data::{prepare, H5adSummary, PrepareOptions, SynthConfig};
@@ -9,14 +10,14 @@ use ccfm_flow::{integrate, OdeMethod, TimeGrid};
 use crate::args::{Cli, CompletionsArgs, EmbedArgs, EvaluateArgs, HvgArgs, InspectArgs, SynthArgs};
 use crate::{backend, progress};
 
-pub fn info() -> Result<(), String> {
+pub fn info() -> CliResult {
     println!("ccfm {}", env!("CARGO_PKG_VERSION"));
     println!("backends compiled: {}", backend::compiled().join(", "));
     println!("backend selected:  {}", backend::NAME);
     // A check that the device computes: integrate dx/dt = -x from 1 over [0, 1] with RK4.
     let device = Default::default();
     let x0 = Tensor::<backend::Selected, 1>::from_data(TensorData::new(vec![1.0f32], [1]), &device);
-    let grid = TimeGrid::uniform(10).map_err(|e| e.to_string())?;
+    let grid = TimeGrid::uniform(10)?;
     let sol = integrate(|x, _| x.neg(), x0, &grid, OdeMethod::Rk4, false);
     let got: f32 = sol
         .final_state
@@ -28,25 +29,26 @@ pub fn info() -> Result<(), String> {
     if (got - want).abs() > 1e-5 {
         return Err(format!(
             "device self-check failed: exp(-1) computed as {got}, expected {want}"
-        ));
+        )
+        .into());
     }
     println!("device self-check: ok (exp(-1) = {got:.6} by RK4 on {device:?})");
     Ok(())
 }
 
-pub fn inspect(a: &InspectArgs) -> Result<(), String> {
+pub fn inspect(a: &InspectArgs) -> CliResult {
     let file = &a.file;
-    let s = H5adSummary::read(file).map_err(|e| e.to_string())?;
+    let s = H5adSummary::read(file)?;
     // The same validation and preparation a training run does.
     let prepared = prepare(file, &a.data.options());
     if a.json {
-        let data = prepared.map_err(|e| e.to_string())?;
+        let data = prepared?;
         let v = inspect_json(file, &s, &data);
         println!("{}", serde_json::to_string_pretty(&v).expect("plain JSON"));
         return Ok(());
     }
     print_file_summary(file, &s);
-    print_prepared(&prepared.map_err(|e| e.to_string())?);
+    print_prepared(&prepared?);
     Ok(())
 }
 
@@ -141,7 +143,7 @@ fn print_prepared(data: &ccfm_data::PreparedData) {
     println!("  validation: ok (loaded in {:.3} s)", data.report.seconds);
 }
 
-pub fn evaluate(a: &EvaluateArgs) -> Result<(), String> {
+pub fn evaluate(a: &EvaluateArgs) -> CliResult {
     let (real, pred, out) = (&a.real, &a.pred, &a.out);
     let opts = &ccfm_eval::EvaluateOptions {
         control: a.control.clone(),
@@ -152,10 +154,9 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<(), String> {
         seed: a.seed,
     };
     let mut bar = progress::Bar::new("evaluating", "metric tables");
-    let e = ccfm_eval::evaluate_with_progress(real, pred, opts, &mut |d, n| bar.update(d, n))
-        .map_err(|e| e.to_string())?;
+    let e = ccfm_eval::evaluate_with_progress(real, pred, opts, &mut |d, n| bar.update(d, n))?;
     bar.finish();
-    let report = e.write(out).map_err(|e| e.to_string())?;
+    let report = e.write(out)?;
     println!(
         "evaluated {} perturbations x {} genes in {:.2} s",
         e.model.perts.len(),
@@ -191,7 +192,7 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn embed(args: &EmbedArgs) -> Result<(), String> {
+pub fn embed(args: &EmbedArgs) -> CliResult {
     let (scgpt, input, out) = (&args.scgpt, &args.input, &args.out);
     let element = match args.genes_layer.as_str() {
         "X" => "X".to_string(),
@@ -199,9 +200,8 @@ pub fn embed(args: &EmbedArgs) -> Result<(), String> {
     };
     let gene_col = args.gene_col.as_deref();
     let device = Default::default();
-    let model = ccfm_scgpt::ScgptModel::<backend::Selected>::from_dir(scgpt, &device)
-        .map_err(|e| e.to_string())?;
-    let ad = ccfm_data::AnnData::open(input).map_err(|e| e.to_string())?;
+    let model = ccfm_scgpt::ScgptModel::<backend::Selected>::from_dir(scgpt, &device)?;
+    let ad = ccfm_data::AnnData::open(input)?;
     let genes: Vec<String> = match gene_col {
         None => ad.var.index.clone(),
         Some(c) => ad
@@ -225,9 +225,7 @@ pub fn embed(args: &EmbedArgs) -> Result<(), String> {
             .collect(),
     };
     let rows: Vec<usize> = (0..ad.n_obs()).collect();
-    let x = ad
-        .read_matrix(&element, &rows, None)
-        .map_err(|e| e.to_string())?;
+    let x = ad.read_matrix(&element, &rows, None)?;
     let opts = ccfm_scgpt::EmbedOptions {
         tie_break: args.binning.into(),
         seed: args.seed,
@@ -239,8 +237,7 @@ pub fn embed(args: &EmbedArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("{}: {e}", input.display()))?;
     bar.finish();
-    e.write_safetensors(out, genes.len())
-        .map_err(|e| e.to_string())?;
+    e.write_safetensors(out, genes.len())?;
     println!(
         "embedded {} cells with {} ({} of {} genes in its vocabulary of {}; unused checkpoint keys: {}); wrote {}",
         ad.n_obs(),
@@ -254,11 +251,11 @@ pub fn embed(args: &EmbedArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn synth(a: &SynthArgs) -> Result<(), String> {
+pub fn synth(a: &SynthArgs) -> CliResult {
     let (preset, size, seed, out) = (a.preset, a.size, a.seed, &a.out);
     let cfg = SynthConfig { preset, size, seed };
     let data = generate(&cfg);
-    data.write(out).map_err(|e| e.to_string())?;
+    data.write(out)?;
     println!(
         "wrote {}: synthetic {preset} ({size}, seed {seed}), {} cells x {} genes; raw counts in \
          layers['counts'], X = log1p(normalize_total 1e4); truth in uns (true_mean, true_delta, \
@@ -268,7 +265,7 @@ pub fn synth(a: &SynthArgs) -> Result<(), String> {
         data.n_vars()
     );
     // The additive baseline on the written data, by interaction type.
-    let prepared = prepare(out, &PrepareOptions::default()).map_err(|e| e.to_string())?;
+    let prepared = prepare(out, &PrepareOptions::default())?;
     let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for (name, r, _) in additive_check(&prepared) {
         let t = data
@@ -288,17 +285,20 @@ pub fn synth(a: &SynthArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn hvg(a: &HvgArgs) -> Result<(), String> {
-    let genes =
-        ccfm_data::dataset::highly_variable_genes(&a.file, &a.layer, a.dataset.as_deref(), a.n_top)
-            .map_err(|e| e.to_string())?;
+pub fn hvg(a: &HvgArgs) -> CliResult {
+    let genes = ccfm_data::dataset::highly_variable_genes(
+        &a.file,
+        &a.layer,
+        a.dataset.as_deref(),
+        a.n_top,
+    )?;
     for g in genes {
         println!("{g}");
     }
     Ok(())
 }
 
-pub fn completions(a: &CompletionsArgs) -> Result<(), String> {
+pub fn completions(a: &CompletionsArgs) -> CliResult {
     use clap::CommandFactory;
     clap_complete::generate(a.shell, &mut Cli::command(), "ccfm", &mut std::io::stdout());
     Ok(())

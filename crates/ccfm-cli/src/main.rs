@@ -4,6 +4,7 @@
 mod args;
 mod backend;
 mod commands;
+mod error;
 mod progress;
 mod run;
 
@@ -41,8 +42,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(e) => {
             // One line: errors of the libraries below (TOML, weights) can span several.
+            let message = e.to_string();
             let line: Vec<&str> = message
                 .lines()
                 .map(str::trim)

@@ -1,5 +1,6 @@
 //! `ccfm train`, `ccfm predict` and `ccfm demo`: argument handling around `ccfm-train`.
 
+use crate::error::CliResult;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ fn say(line: String) {
     eprintln!("{line}");
 }
 
-pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
+pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
     let TrainArgs {
         config,
         out,
@@ -43,7 +44,7 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
         _ => return Err("give --config and --out, or --resume RUN".into()),
     };
     bar.clear();
-    let summary = summary.map_err(|e| e.to_string())?;
+    let summary = summary?;
     if summary.interrupted {
         let sig = signal.load(Ordering::SeqCst);
         eprintln!(
@@ -61,8 +62,8 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> Result<(), String> {
 
 /// The configuration of a new run: checked, with a note for each key of an earlier version
 /// that was moved, and a data file that exists.
-fn read_config(config: &std::path::Path, set: &[String]) -> Result<RunConfig, String> {
-    let (cfg, notes) = RunConfig::read_with_notes(config, set).map_err(|e| e.to_string())?;
+fn read_config(config: &std::path::Path, set: &[String]) -> CliResult<RunConfig> {
+    let (cfg, notes) = RunConfig::read_with_notes(config, set)?;
     for n in notes {
         eprintln!("note: {}: {n}", config.display());
     }
@@ -71,7 +72,8 @@ fn read_config(config: &std::path::Path, set: &[String]) -> Result<RunConfig, St
             "{}: data.path = {}: no such file; fix the path or pass --set data.path=FILE",
             config.display(),
             cfg.data.path.display()
-        ));
+        )
+        .into());
     }
     Ok(cfg)
 }
@@ -112,7 +114,7 @@ fn print_summary(summary: &ccfm_train::TrainSummary) {
 
 /// A flag raised by the first SIGINT or SIGTERM (training then checkpoints the step in progress
 /// and returns) and the number of that signal; a second signal ends the process at once.
-fn stop_on_signals() -> Result<(Arc<AtomicBool>, Arc<AtomicUsize>), String> {
+fn stop_on_signals() -> CliResult<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
     let which = Arc::new(AtomicUsize::new(0));
@@ -135,7 +137,7 @@ fn signal_name(sig: usize) -> &'static str {
     }
 }
 
-pub fn predict(a: &PredictArgs, device: Option<usize>) -> Result<(), String> {
+pub fn predict(a: &PredictArgs, device: Option<usize>) -> CliResult {
     let (run, out) = (a.run.as_path(), a.out.as_path());
     let opts = ccfm_train::PredictOptions {
         conditions: a.conditions.clone(),
@@ -154,8 +156,7 @@ pub fn predict(a: &PredictArgs, device: Option<usize>) -> Result<(), String> {
         &device,
         &mut |line| bar.say(line),
         &mut |d, n| bar.update(d, n),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     bar.finish();
     println!(
         "predicted {} conditions x {} cells over {} genes in {:.1} s",
@@ -176,7 +177,7 @@ pub fn predict(a: &PredictArgs, device: Option<usize>) -> Result<(), String> {
     Ok(())
 }
 
-pub fn demo(a: &DemoArgs, device: Option<usize>) -> Result<(), String> {
+pub fn demo(a: &DemoArgs, device: Option<usize>) -> CliResult {
     let (out, seed, set) = (a.out.as_path(), a.seed, a.set.clone());
     let device = backend::device(device)?;
     eprintln!("ccfm demo {} -> {}", backend::version(), out.display());
@@ -189,8 +190,7 @@ pub fn demo(a: &DemoArgs, device: Option<usize>) -> Result<(), String> {
         },
         &device,
         &mut say,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     println!();
     println!(
         "Held-out doubles of the synthetic Norman-like data ({} conditions), mean over conditions:",
@@ -216,12 +216,11 @@ pub fn demo(a: &DemoArgs, device: Option<usize>) -> Result<(), String> {
     Ok(())
 }
 
-pub fn report(a: &ReportArgs, device: Option<usize>) -> Result<(), String> {
+pub fn report(a: &ReportArgs, device: Option<usize>) -> CliResult {
     let (runs, out, seed) = (a.runs.as_slice(), a.out.as_path(), a.seed);
     let device = backend::device(device)?;
     let mut say = say;
-    let s = report_runs::<SelectedAutodiff>(runs, out, seed, &device, &mut say)
-        .map_err(|e| e.to_string())?;
+    let s = report_runs::<SelectedAutodiff>(runs, out, seed, &device, &mut say)?;
     let rows = ccfm_train::demo::method_rows(&s.runs);
     println!(
         "{} runs on {} test conditions, mean over conditions:",

@@ -235,6 +235,6 @@ pub fn cached_coexpression_mask(
         path: cache_dir.to_path_buf(),
         detail: format!("creating the cache directory: {e}"),
     })?;
-    crate::split::write_atomic(&path, &bytes)?;
+    crate::fs::write_atomic(&path, &bytes)?;
     Ok((mask, false))
 }

@@ -11,7 +11,7 @@ use crate::hvg::{highly_variable_seurat, GeneMoments};
 use crate::preprocess::{
     check_values, detect_scale, log1p, normalize_total, TargetSum, ValueScale,
 };
-use crate::schema::{read_table, PerturbationKind, PerturbationTable, SchemaOptions};
+use crate::schema::{read_table, Perturbagen, PerturbationTable, SchemaOptions};
 use crate::vocab::GeneVocab;
 use crate::DataError;
 
@@ -73,7 +73,7 @@ impl Default for PrepareOptions {
 
 /// What loading did, for the run log and `ccfm inspect`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LoadReport {
+pub struct PrepareReport {
     pub path: PathBuf,
     pub element: String,
     pub scale: ValueScale,
@@ -99,7 +99,7 @@ pub struct PreparedData {
     pub gene_columns: Vec<usize>,
     /// Row-major `(table.n_cells(), genes.len())` log1p values.
     pub x: Vec<f32>,
-    pub report: LoadReport,
+    pub report: PrepareReport,
 }
 
 impl PreparedData {
@@ -127,7 +127,7 @@ impl PreparedData {
     /// unmeasured perturbed genes (when allowed), all in byte order.
     pub fn vocabulary(&self) -> GeneVocab {
         let mut all = self.genes.clone();
-        if self.table.kind == PerturbationKind::Gene {
+        if self.table.kind == Perturbagen::Gene {
             all.extend(self.report.unmeasured_genes.iter().cloned());
         }
         GeneVocab::from_genes(&all)
@@ -213,7 +213,7 @@ fn perturbed_genes(
         .collect();
     let mut unmeasured = Vec::new();
     let mut perturbed_cols = Vec::new();
-    if table.kind == PerturbationKind::Gene {
+    if table.kind == Perturbagen::Gene {
         for t in table.perturbation_tokens() {
             match gene_pos.get(t.as_str()) {
                 Some(&c) => perturbed_cols.push(c),
@@ -325,7 +325,7 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
     let n_genes = table.genes.len();
     let x = densify(m, table.n_cells(), n_genes, &gene_columns);
 
-    let report = LoadReport {
+    let report = PrepareReport {
         path: path.to_path_buf(),
         element,
         scale: values.scale,

@@ -19,7 +19,7 @@ use crate::DataError;
 
 /// One training batch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainBatch {
+pub struct SampledBatch {
     /// Index into `table.conditions`.
     pub condition: usize,
     /// The sampled genes (columns of the prepared matrix), `T` of them.
@@ -139,9 +139,9 @@ impl TrainSampler {
     }
 
     /// The next batch with its values.
-    pub fn next_batch(&mut self, data: &PreparedData) -> TrainBatch {
+    pub fn next_batch(&mut self, data: &PreparedData) -> SampledBatch {
         let (condition, genes, target_cells, control_cells) = self.next_indices();
-        TrainBatch {
+        SampledBatch {
             target: data.gather(&target_cells, &genes),
             control: data.gather(&control_cells, &genes),
             condition,

@@ -57,10 +57,10 @@ impl Schema {
     }
 
     /// What is perturbed: genes (CRISPRa) or drugs.
-    pub fn kind(self) -> PerturbationKind {
+    pub fn kind(self) -> Perturbagen {
         match self {
-            Schema::ComboSciPlex => PerturbationKind::Drug,
-            _ => PerturbationKind::Gene,
+            Schema::ComboSciPlex => Perturbagen::Drug,
+            _ => Perturbagen::Gene,
         }
     }
 
@@ -96,7 +96,7 @@ impl FromStr for Schema {
 
 /// Genetic or chemical perturbations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PerturbationKind {
+pub enum Perturbagen {
     Gene,
     Drug,
 }
@@ -125,15 +125,17 @@ impl Condition {
         }
     }
 
-    /// The two model slots, `control` filling an empty one (scDFM's `Drug1`/`Drug2`).
-    pub fn slots(&self) -> [String; 2] {
-        let get = |i: usize| {
+    /// Perturbations per condition the models take (scDFM's `Drug1`/`Drug2`).
+    pub const SLOTS: usize = 2;
+
+    /// The [`Self::SLOTS`] model slots, `control` filling an empty one.
+    pub fn slots(&self) -> [String; Self::SLOTS] {
+        std::array::from_fn(|i| {
             self.tokens
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| CONTROL.to_string())
-        };
-        [get(0), get(1)]
+        })
     }
 
     /// Parse a canonical name (`control`, `A`, `A+B`; `ctrl` slots are accepted and dropped).
@@ -162,7 +164,7 @@ pub struct SchemaOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerturbationTable {
     pub schema: Schema,
-    pub kind: PerturbationKind,
+    pub kind: Perturbagen,
     /// Gene symbols in var order.
     pub genes: Vec<String>,
     /// Rows of the file that were kept (all, or those of the chosen dataset).

@@ -182,7 +182,7 @@ impl Split {
     /// Write the split as JSON (atomically).
     pub fn write_json(&self, path: &Path) -> Result<(), DataError> {
         let text = serde_json::to_string_pretty(&self.to_json()).expect("plain JSON") + "\n";
-        write_atomic(path, text.as_bytes())
+        crate::fs::write_atomic(path, text.as_bytes())
     }
 }
 
@@ -268,26 +268,6 @@ fn carve_validation(
     let vset: HashSet<&String> = val.iter().collect();
     train.retain(|c| !vset.contains(c));
     val
-}
-
-/// Write `bytes` to `path` via a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    // Unique per process and call, so threads writing the same path do not share a temp file.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
-    let io = |e: std::io::Error| DataError::Io {
-        path: path.to_path_buf(),
-        detail: format!("writing: {e}"),
-    };
-    std::fs::write(&tmp, bytes).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
 }
 
 type Lists = (Vec<String>, Vec<String>, Vec<String>);

@@ -7,7 +7,7 @@ use std::time::Instant;
 use ccfm_data::anndata::{AnnData, CsrRows};
 use ccfm_data::preprocess::{log1p, normalize_total};
 use ccfm_data::{
-    prepare, PerturbationKind, PrepareOptions, Schema, SchemaOptions, TargetSum,
+    prepare, Perturbagen, PrepareOptions, Schema, SchemaOptions, TargetSum,
     UnmeasuredPerturbations, ValueScale,
 };
 use ccfm_testkit::{available, shared_dir, workspace_root};
@@ -114,7 +114,7 @@ fn perturbench_norman_subset_prepares_fast_and_matches_the_file() {
     println!("prepare(perturbench_devel.h5ad, norman19): {secs:.3} s");
     let tbl = &data.table;
     assert_eq!(tbl.schema, Schema::PerturBench);
-    assert_eq!(tbl.kind, PerturbationKind::Gene);
+    assert_eq!(tbl.kind, Perturbagen::Gene);
     assert_eq!(data.report.scale, ValueScale::Log1p);
     assert_eq!(tbl.conditions[0].name(), "control");
     assert_eq!(tbl.singles_doubles(), (18, 15));
@@ -259,7 +259,7 @@ fn every_schema_written_by_anndata_is_detected_and_read() {
         if t.schema == Schema::ComboSciPlex {
             assert_eq!(data.report.element, "layers/counts");
             assert_eq!(data.report.scale, ValueScale::Counts);
-            assert_eq!(t.kind, PerturbationKind::Drug);
+            assert_eq!(t.kind, Perturbagen::Drug);
             assert_eq!(data.perturbation_dict().last().unwrap(), "control");
         } else {
             let x: Vec<f32> = matrix(&json["X"])

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use ccfm_data::synth::{additive_check, generate};
 use ccfm_data::{
-    prepare, AnnData, PerturbationKind, PrepareOptions, Preset, Schema, Size, SynthConfig,
-    ValueScale,
+    prepare, AnnData, Perturbagen, PrepareOptions, Preset, Schema, Size, SynthConfig, ValueScale,
 };
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -35,11 +34,11 @@ fn generation_is_deterministic_per_seed() {
 fn tiny_files_load_through_their_schemas() {
     let dir = tmp("tiny");
     for (preset, schema, kind) in [
-        (Preset::Norman, Schema::Gears, PerturbationKind::Gene),
+        (Preset::Norman, Schema::Gears, Perturbagen::Gene),
         (
             Preset::ComboSciPlex,
             Schema::ComboSciPlex,
-            PerturbationKind::Drug,
+            Perturbagen::Drug,
         ),
     ] {
         let synth = generate(&cfg(preset, Size::Tiny, 1));

@@ -185,7 +185,7 @@ impl<'a> Comparison<'a> {
                 detail: format!("creating the directory: {e}"),
             })?;
         }
-        ccfm_data::split::write_atomic(path, self.render_html().as_bytes())?;
+        ccfm_data::fs::write_atomic(path, self.render_html().as_bytes())?;
         Ok(())
     }
 

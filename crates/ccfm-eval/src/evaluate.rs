@@ -230,7 +230,7 @@ impl Evaluation {
         let report = dir.join("report.html");
         files.push((report.clone(), render_html(&self.report_input())));
         for (path, text) in &files {
-            ccfm_data::split::write_atomic(path, text.as_bytes())?;
+            ccfm_data::fs::write_atomic(path, text.as_bytes())?;
         }
         Ok(report)
     }

@@ -78,12 +78,11 @@ impl<B: Backend> AdapterLayer<B> {
     }
 }
 
+/// scDFM's expression decoder over `[h, pert_tokens]` (input `2 d_model`; scDFM always builds
+/// it with `use_batch_labels = True`).
 #[derive(Config, Debug)]
 pub struct ExprDecoderConfig {
     pub d_model: usize,
-    /// scDFM decodes `[h, pert_emb]` (input 2d); `false` decodes `h` alone.
-    #[config(default = true)]
-    pub use_batch_labels: bool,
 }
 
 /// `Linear(d_in,d) -> LeakyReLU -> Linear(d,d) -> LeakyReLU -> Linear(d,1)`, squeezed to
@@ -98,9 +97,8 @@ pub struct ExprDecoder<B: Backend> {
 impl ExprDecoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> ExprDecoder<B> {
         let d = self.d_model;
-        let d_in = if self.use_batch_labels { 2 * d } else { d };
         ExprDecoder {
-            fc_0: linear(d_in, d, true, device),
+            fc_0: linear(2 * d, d, true, device),
             fc_2: linear(d, d, true, device),
             fc_4: linear(d, 1, true, device),
         }

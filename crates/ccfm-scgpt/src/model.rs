@@ -2,7 +2,7 @@
 //!
 //! | checkpoint key | module |
 //! |---|---|
-//! | `encoder.embedding`, `encoder.enc_norm` | [`GeneEncoder`] |
+//! | `encoder.embedding`, `encoder.enc_norm` | [`ScgptGeneEncoder`] |
 //! | `value_encoder.{linear1,linear2,norm}` / `value_encoder.{embedding,enc_norm}` | [`ValueEncoder`] |
 //! | `transformer_encoder.layers.{i}.self_attn.{Wqkv,out_proj}` | [`FlashMha`] |
 //! | `transformer_encoder.layers.{i}.{linear1,linear2,norm1,norm2}` | [`EncoderLayer`] |
@@ -32,12 +32,12 @@ fn layer_norm<B: Backend>(d: usize, device: &B::Device) -> LayerNorm<B> {
 
 /// Gene-token embedding and its LayerNorm.
 #[derive(Module, Debug)]
-pub struct GeneEncoder<B: Backend> {
+pub struct ScgptGeneEncoder<B: Backend> {
     pub embedding: Embedding<B>,
     pub enc_norm: LayerNorm<B>,
 }
 
-impl<B: Backend> GeneEncoder<B> {
+impl<B: Backend> ScgptGeneEncoder<B> {
     pub fn forward(&self, genes: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         self.enc_norm.forward(self.embedding.forward(genes))
     }
@@ -183,7 +183,7 @@ impl ScgptEncoderConfig {
             },
         };
         ScgptEncoder {
-            encoder: GeneEncoder {
+            encoder: ScgptGeneEncoder {
                 embedding: EmbeddingConfig::new(self.ntoken, d).init(device),
                 enc_norm: layer_norm(d, device),
             },
@@ -220,7 +220,7 @@ pub struct EncodeTrace<B: Backend> {
 /// The scGPT encoder (the parts of `TransformerModel` that `_encode` uses).
 #[derive(Module, Debug)]
 pub struct ScgptEncoder<B: Backend> {
-    pub encoder: GeneEncoder<B>,
+    pub encoder: ScgptGeneEncoder<B>,
     pub value_encoder: ValueEncoder<B>,
     pub transformer_encoder: Encoder<B>,
 }

@@ -406,7 +406,7 @@ impl RunDir {
             return Err(TrainError::io(&dir, e));
         }
         let _ = std::fs::remove_dir_all(&old);
-        ccfm_data::split::write_atomic(&root.join("latest"), name.as_bytes())?;
+        ccfm_data::fs::write_atomic(&root.join("latest"), name.as_bytes())?;
         self.prune(keep)?;
         Ok(dir)
     }

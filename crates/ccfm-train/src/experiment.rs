@@ -113,8 +113,8 @@ impl Experiment {
             .perturbation
             .kind()
             .unwrap_or(match data.table.kind {
-                ccfm_data::PerturbationKind::Gene => PerturbationKind::Crispr,
-                ccfm_data::PerturbationKind::Drug => PerturbationKind::Drug,
+                ccfm_data::Perturbagen::Gene => PerturbationKind::Crispr,
+                ccfm_data::Perturbagen::Drug => PerturbationKind::Drug,
             });
         let vocab = data.vocabulary();
         let pert_dict = data.perturbation_dict();
@@ -220,38 +220,15 @@ impl Experiment {
             }))
     }
 
-    /// The two perturbation slot ids of a condition.
-    pub fn pert_ids(&self, condition: &Condition) -> Result<[i64; 2], TrainError> {
-        let slots = condition.slots();
-        let mut out = [0i64; 2];
-        for (o, token) in out.iter_mut().zip(&slots) {
-            let id = match self.kind {
-                PerturbationKind::Crispr => self.vocab.id(token),
-                PerturbationKind::Drug => self.pert_dict.iter().position(|t| t == token),
-            };
-            *o = id.ok_or_else(|| self.unknown_token(token, &condition.name()))? as i64;
-        }
-        Ok(out)
+    /// The [`Condition::SLOTS`] perturbation token ids of a condition.
+    pub fn pert_ids(&self, condition: &Condition) -> Result<[i64; Condition::SLOTS], TrainError> {
+        self.tokenizer().ids(condition)
     }
 
-    fn unknown_token(&self, token: &str, condition: &str) -> TrainError {
-        let known: Vec<&str> = match self.kind {
-            PerturbationKind::Crispr => self.vocab.genes().iter().map(String::as_str).collect(),
-            PerturbationKind::Drug => self.pert_dict.iter().map(String::as_str).collect(),
-        };
-        let hint = closest(token, known.iter().copied())
-            .map(|h| format!("; did you mean `{h}`?"))
-            .unwrap_or_default();
-        TrainError::Request(format!(
-            "condition `{condition}`: `{token}` is not a perturbation this model knows{hint} \
-             (a {} model knows the {} tokens of {})",
-            match self.kind {
-                PerturbationKind::Crispr => "gene",
-                PerturbationKind::Drug => "drug",
-            },
-            known.len(),
-            self.config.data.path.display()
-        ))
+    /// The model's perturbation tokens: gene vocabulary ids (CRISPR) or positions in the
+    /// drug dictionary.
+    pub fn tokenizer(&self) -> PerturbationTokenizer<'_> {
+        PerturbationTokenizer { exp: self }
     }
 
     /// Parse condition names (`A+B`, `A`), each token checked.
@@ -265,7 +242,7 @@ impl Experiment {
                         "`{n}` is the control; name perturbations (e.g. A+B)"
                     )));
                 }
-                let slots = c.slots().len();
+                let slots = Condition::SLOTS;
                 if c.tokens.len() > slots {
                     return Err(TrainError::Request(format!(
                         "`{n}` names {} perturbations; the model takes at most {slots} per \
@@ -301,5 +278,50 @@ impl Experiment {
             &self.data.genes,
             cfg,
         )?))
+    }
+}
+
+/// Conditions to perturbation token ids, with a did-you-mean for unknown tokens.
+pub struct PerturbationTokenizer<'a> {
+    exp: &'a Experiment,
+}
+
+impl PerturbationTokenizer<'_> {
+    /// The ids of a condition's slots (`control` in an empty one).
+    pub fn ids(&self, condition: &Condition) -> Result<[i64; Condition::SLOTS], TrainError> {
+        let mut out = [0i64; Condition::SLOTS];
+        for (o, token) in out.iter_mut().zip(&condition.slots()) {
+            let id = match self.exp.kind {
+                PerturbationKind::Crispr => self.exp.vocab.id(token),
+                PerturbationKind::Drug => self.exp.pert_dict.iter().position(|t| t == token),
+            };
+            *o = id.ok_or_else(|| self.unknown(token, &condition.name()))? as i64;
+        }
+        Ok(out)
+    }
+
+    /// The perturbations the model knows.
+    pub fn known(&self) -> Vec<&str> {
+        match self.exp.kind {
+            PerturbationKind::Crispr => self.exp.vocab.genes().iter().map(String::as_str).collect(),
+            PerturbationKind::Drug => self.exp.pert_dict.iter().map(String::as_str).collect(),
+        }
+    }
+
+    fn unknown(&self, token: &str, condition: &str) -> TrainError {
+        let known = self.known();
+        let hint = closest(token, known.iter().copied())
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        TrainError::Request(format!(
+            "condition `{condition}`: `{token}` is not a perturbation this model knows{hint} \
+             (a {} model knows the {} tokens of {})",
+            match self.exp.kind {
+                PerturbationKind::Crispr => "gene",
+                PerturbationKind::Drug => "drug",
+            },
+            known.len(),
+            self.exp.config.data.path.display()
+        ))
     }
 }

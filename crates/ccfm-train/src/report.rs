@@ -214,7 +214,7 @@ pub fn write_comparison(
     cmp.write(&html)?;
     let json = out.join("comparison.json");
     let text = serde_json::to_string_pretty(&cmp.summary_json()).expect("plain JSON");
-    ccfm_data::split::write_atomic(&json, text.as_bytes())?;
+    ccfm_data::fs::write_atomic(&json, text.as_bytes())?;
     Ok((html, json))
 }
 

@@ -120,7 +120,7 @@ fn truncate_log(path: &Path, step: usize) -> Result<(), TrainError> {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    ccfm_data::split::write_atomic(path, kept.as_bytes())?;
+    ccfm_data::fs::write_atomic(path, kept.as_bytes())?;
     Ok(())
 }
 
@@ -314,7 +314,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// The run directory's configuration, split and vocabulary (a new run).
     fn write_run_files(&self) -> Result<(), TrainError> {
         let out = &self.run_dir.path;
-        ccfm_data::split::write_atomic(&out.join(CONFIG_FILE), self.resolved_text.as_bytes())?;
+        ccfm_data::fs::write_atomic(&out.join(CONFIG_FILE), self.resolved_text.as_bytes())?;
         self.exp.split.write_json(&out.join("split.json"))?;
         self.exp
             .vocab
@@ -522,7 +522,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// Generate cells for the validation conditions with the current weights (the EMA when
     /// kept) and score them.
-    pub fn validate(&mut self) -> Result<TrainEvent, TrainError> {
+    pub fn validation_pass(&mut self) -> Result<TrainEvent, TrainError> {
         let t = &self.config.train;
         B::seed(
             &self.device,
@@ -636,7 +636,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             let stats = self.step(batch)?;
             self.emit(TrainEvent::Step(stats), observer)?;
             if self.validation_due() {
-                let event = self.validate()?;
+                let event = self.validation_pass()?;
                 if let TrainEvent::Validation { metrics, .. } = &event {
                     validation = Some(metrics.clone());
                 }
