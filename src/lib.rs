@@ -26,3 +26,4 @@ pub use ccfm_scgpt as scgpt;
 pub use ccfm_train as train;
 
 pub mod backend;
+pub mod cache;

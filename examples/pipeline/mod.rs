@@ -113,7 +113,13 @@ pub fn run(ds: Dataset) {
         out.display()
     );
     let mut say = |s: String| eprintln!("{s}");
-    let r = train_predict_evaluate::<SelectedAutodiff>(&cfg, model, &out, 0, &device, &mut say)
+    let cache = ccfm::cache::default_dir();
+    let pipe = ccfm::train::Pipeline {
+        out: &out,
+        seed: 0,
+        cache_dir: Some(&cache),
+    };
+    let r = train_predict_evaluate::<SelectedAutodiff>(&cfg, model, &pipe, &device, &mut say)
         .unwrap_or_else(|e| fail(e.to_string()))
         .evaluated;
     println!();

@@ -30,10 +30,12 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
     let mut bar = progress::TrainBar::new();
     let mut observer = |e: &TrainEvent| bar.observe(e);
     let (stop, signal) = stop_on_signals()?;
+    let cache = ccfm::cache::default_dir();
     let opts = TrainOptions {
         observer: &mut observer,
         stop_after,
         stop: Some(&stop),
+        cache_dir: Some(&cache),
     };
     eprintln!("ccfm {}", backend::version());
     let summary = match (config, out, resume) {
@@ -146,6 +148,7 @@ pub fn predict(a: &PredictArgs, device: Option<usize>) -> CliResult {
         checkpoint: Some(a.checkpoint.clone()),
         use_ema: a.no_ema.then_some(false),
         seed: a.seed,
+        cache_dir: Some(ccfm::cache::default_dir()),
     };
     let device = backend::device(device)?;
     let bar = progress::Shared::new("predicting", "conditions");
@@ -187,6 +190,7 @@ pub fn demo(a: &DemoArgs, device: Option<usize>) -> CliResult {
             out: out.to_path_buf(),
             seed,
             overrides: set,
+            cache_dir: Some(ccfm::cache::default_dir()),
         },
         &device,
         &mut say,
@@ -220,7 +224,13 @@ pub fn report(a: &ReportArgs, device: Option<usize>) -> CliResult {
     let (runs, out, seed) = (a.runs.as_slice(), a.out.as_path(), a.seed);
     let device = backend::device(device)?;
     let mut say = say;
-    let s = report_runs::<SelectedAutodiff>(runs, out, seed, &device, &mut say)?;
+    let cache = ccfm::cache::default_dir();
+    let pipe = ccfm_train::Pipeline {
+        out,
+        seed,
+        cache_dir: Some(&cache),
+    };
+    let s = report_runs::<SelectedAutodiff>(runs, &pipe, &device, &mut say)?;
     let rows = ccfm_train::demo::method_rows(&s.runs);
     println!(
         "{} runs on {} test conditions, mean over conditions:",

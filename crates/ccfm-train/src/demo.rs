@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::events::TrainEvent;
-use crate::report::{comparison, predict_evaluate, write_comparison, EvaluatedRun};
+use crate::report::{comparison, predict_evaluate, write_comparison, EvaluatedRun, Pipeline};
 use crate::train::{train_new, TrainOptions, TrainSummary};
 
 /// The demo's configuration (configs/demo.toml).
@@ -35,6 +35,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Extra `section.key=value` overrides of the demo config (both models).
     pub overrides: Vec<String>,
+    /// Where the co-expression masks are cached (`None`: computed, not cached).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// One model's result on the test doubles.
@@ -149,12 +151,11 @@ pub struct PipelineResult {
 pub fn train_predict_evaluate<B: AutodiffBackend>(
     cfg: &RunConfig,
     name: &str,
-    out: &Path,
-    seed: u64,
+    pipe: &Pipeline<'_>,
     device: &B::Device,
     say: &mut dyn FnMut(String),
 ) -> Result<PipelineResult, TrainError> {
-    let run = out.join("runs").join(name);
+    let run = pipe.out.join("runs").join(name);
     let mut observer = |e: &TrainEvent| {
         if let Some(line) = e.line() {
             say(format!("    {line}"))
@@ -168,6 +169,7 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
             observer: &mut observer,
             stop_after: None,
             stop: None,
+            cache_dir: pipe.cache_dir,
         },
     )?;
     say(format!(
@@ -177,7 +179,7 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
         train.last_loss,
         run.display()
     ));
-    let evaluated = predict_evaluate::<B>(&run, name, out, seed, device, say)?;
+    let evaluated = predict_evaluate::<B>(&run, name, pipe, device, say)?;
     Ok(PipelineResult { train, evaluated })
 }
 
@@ -298,8 +300,12 @@ pub fn run_demo<B: AutodiffBackend>(
             },
             cfg.train.steps,
         ));
-        evaluated
-            .push(train_predict_evaluate::<B>(&cfg, name, out, opts.seed, device, say)?.evaluated);
+        let pipe = Pipeline {
+            out,
+            seed: opts.seed,
+            cache_dir: opts.cache_dir.as_deref(),
+        };
+        evaluated.push(train_predict_evaluate::<B>(&cfg, name, &pipe, device, say)?.evaluated);
     }
     let cmp = comparison(
         "CCFM demo: held-out doubles of the synthetic Norman-like data",

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ccfm_data::coexpression::cached_coexpression_mask;
+use ccfm_data::coexpression::{cached_coexpression_mask, coexpression_mask};
 use ccfm_data::{
     prepare, CoexpressionConfig, Condition, GeneVocab, PrepareOptions, PreparedData, SchemaOptions,
     Split, SplitConfig, SplitMethod, TargetSum,
@@ -78,11 +78,12 @@ pub fn split_config(cfg: &RunConfig) -> SplitConfig {
 }
 
 impl Experiment {
-    /// Read and prepare the data, make the split and the mask (cached in `cache_dir`), and read
+    /// Read and prepare the data, make the split and the mask (cached in `cache_dir` when one is
+    /// given; the CLI gives `$CCFM_CACHE_DIR` or `~/.cache/ccfm`), and read
     /// the scGPT settings. `say` receives progress lines.
     pub fn new(
         config: &RunConfig,
-        cache_dir: &Path,
+        cache_dir: Option<&Path>,
         say: &mut dyn FnMut(String),
     ) -> Result<Self, TrainError> {
         let opts = prepare_options(config)?;
@@ -154,7 +155,7 @@ impl Experiment {
         data: &PreparedData,
         split: &Split,
         vocab: &GeneVocab,
-        cache_dir: &Path,
+        cache_dir: Option<&Path>,
     ) -> Result<Vec<bool>, TrainError> {
         let mut trains = vec![false; data.table.conditions.len()];
         trains[ccfm_data::PerturbationTable::CONTROL_INDEX] = true;
@@ -177,7 +178,10 @@ impl Experiment {
             use_negative_edge: config.data.use_negative_edge,
             n_specials: 4,
         };
-        let (measured, _) = cached_coexpression_mask(cache_dir, &x, rows.len(), &data.genes, &cfg)?;
+        let measured = match cache_dir {
+            Some(dir) => cached_coexpression_mask(dir, &x, rows.len(), &data.genes, &cfg)?.0,
+            None => coexpression_mask(&x, rows.len(), &data.genes, &cfg),
+        };
         let measured_vocab = GeneVocab::from_genes(&data.genes);
         let mm = measured_vocab.len();
         if mm == vocab.len() {

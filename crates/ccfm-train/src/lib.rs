@@ -33,6 +33,6 @@ pub use error::TrainError;
 pub use events::{StepStats, StopReason, TrainEvent};
 pub use experiment::Experiment;
 pub use predict::{predict, predict_with_progress, PredictOptions, PredictSummary};
-pub use report::{report_runs, EvaluatedRun, ReportSummary};
+pub use report::{report_runs, EvaluatedRun, Pipeline, ReportSummary};
 pub use schedule::LrSchedule;
 pub use train::{train_new, train_resume, StepBatch, TrainOptions, TrainSummary, Trainer};

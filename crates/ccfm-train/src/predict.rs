@@ -27,7 +27,6 @@ use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
 use crate::generate::{prediction_genes, Generator};
-use crate::train::cache_dir;
 
 /// What to predict.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +43,8 @@ pub struct PredictOptions {
     pub use_ema: Option<bool>,
     /// Default: `sample.seed`.
     pub seed: Option<u64>,
+    /// Where the co-expression mask is cached (`None`: computed, not cached).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// What was written.
@@ -213,7 +214,7 @@ fn predict_on<B: Backend>(
 ) -> Result<PredictSummary, TrainError> {
     let PredictJob { run, out, opts } = *job;
     let started = Instant::now();
-    let exp = Experiment::new(&config, &cache_dir(), say)?;
+    let exp = Experiment::new(&config, opts.cache_dir.as_deref(), say)?;
     let s = &config.sample;
     let which = opts.checkpoint.as_deref().unwrap_or("latest");
     let (model, checkpoint, ema) =

@@ -15,7 +15,6 @@ use crate::error::TrainError;
 use crate::experiment::Experiment;
 use crate::generate::prediction_genes;
 use crate::predict::{frame, predict, PredictOptions, PredictSummary};
-use crate::train::cache_dir;
 
 /// One run, predicted and evaluated.
 pub struct EvaluatedRun {
@@ -70,26 +69,39 @@ fn write_training_cells(exp: &Experiment, genes: &[usize], path: &Path) -> Resul
     Ok(())
 }
 
+/// Where a predict-and-evaluate pipeline writes (`OUT/predictions`, `OUT/eval`), its seed, and
+/// where the co-expression mask is cached (`None`: computed, not cached).
+#[derive(Debug, Clone, Copy)]
+pub struct Pipeline<'a> {
+    pub out: &'a Path,
+    pub seed: u64,
+    pub cache_dir: Option<&'a Path>,
+}
+
 /// Predict the test conditions of the run in `run` into `out/predictions/NAME.h5ad` (+ `_real`)
 /// and evaluate them next to the baselines (training cells in
 /// `out/predictions/NAME_train_cells.h5ad`) into `out/eval/NAME`.
 pub fn predict_evaluate<B: AutodiffBackend>(
     run: &Path,
     name: &str,
-    out: &Path,
-    seed: u64,
+    pipe: &Pipeline<'_>,
     device: &B::Device,
     say: &mut dyn FnMut(String),
 ) -> Result<EvaluatedRun, TrainError> {
+    let Pipeline {
+        out,
+        seed,
+        cache_dir,
+    } = *pipe;
     let config = RunDir::open(run)?.config()?;
     let pred_dir = out.join("predictions");
     let pred = pred_dir.join(format!("{name}.h5ad"));
-    let p = predict::<B>(run, &pred, &PredictOptions::default(), device, &mut |s| {
-        // The per-condition lines and the data summary are for `ccfm predict`.
-        if !s.starts_with("  [") && !s.starts_with("data:") && !s.starts_with("split") {
-            say(format!("    {s}"))
-        }
-    })?;
+    let opts = PredictOptions {
+        cache_dir: cache_dir.map(Path::to_path_buf),
+        ..Default::default()
+    };
+    // Its lines are for `ccfm predict`; this pipeline says what it did in one line.
+    let p = predict::<B>(run, &pred, &opts, device, &mut |_| {})?;
     say(format!(
         "    predicted {} conditions x {} cells in {:.0} s -> {}",
         p.conditions.len(),
@@ -104,7 +116,7 @@ pub fn predict_evaluate<B: AutodiffBackend>(
         ))
     })?;
     let train_cells = pred_dir.join(format!("{name}_train_cells.h5ad"));
-    let exp = Experiment::new(&config, &cache_dir(), &mut |_| {})?;
+    let exp = Experiment::new(&config, cache_dir, &mut |_| {})?;
     write_training_cells(
         &exp,
         &prediction_genes(&exp, config.sample.n_genes),
@@ -242,11 +254,11 @@ pub fn run_names(runs: &[PathBuf]) -> Vec<String> {
 /// page. The runs must share their test conditions.
 pub fn report_runs<B: AutodiffBackend>(
     runs: &[PathBuf],
-    out: &Path,
-    seed: u64,
+    pipe: &Pipeline<'_>,
     device: &B::Device,
     say: &mut dyn FnMut(String),
 ) -> Result<ReportSummary, TrainError> {
+    let out = pipe.out;
     if runs.is_empty() {
         return Err(TrainError::Request(
             "give at least one run directory (--runs A,B)".into(),
@@ -264,7 +276,7 @@ pub fn report_runs<B: AutodiffBackend>(
             i + 1,
             runs.len()
         ));
-        done.push(predict_evaluate::<B>(run, &name, out, seed, device, say)?);
+        done.push(predict_evaluate::<B>(run, &name, pipe, device, say)?);
     }
     let title = format!(
         "CCFM comparison: {}",

@@ -67,17 +67,8 @@ pub struct TrainOptions<'a> {
     /// Raised from outside (the CLI's SIGINT / SIGTERM handler) to stop the run: the step in
     /// progress completes, a checkpoint of it is written, and the run returns.
     pub stop: Option<&'a AtomicBool>,
-}
-
-/// The cache directory for co-expression masks: `$CCFM_CACHE_DIR`, else `~/.cache/ccfm`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CCFM_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".cache").join("ccfm"),
-        None => std::env::temp_dir().join("ccfm-cache"),
-    }
+    /// Where the co-expression mask is cached (`None`: computed, not cached).
+    pub cache_dir: Option<&'a Path>,
 }
 
 /// Number the parameters `0, 1, ...` in module order.
@@ -131,7 +122,8 @@ pub fn train_new<B: AutodiffBackend>(
     device: &B::Device,
     opts: TrainOptions<'_>,
 ) -> Result<TrainSummary, TrainError> {
-    let trainer = Trainer::<B>::new(config, out, device, opts.observer)?;
+    let mut opts = opts;
+    let trainer = Trainer::<B>::new(config, out, device, &mut opts)?;
     trainer.run(opts)
 }
 
@@ -141,7 +133,8 @@ pub fn train_resume<B: AutodiffBackend>(
     device: &B::Device,
     opts: TrainOptions<'_>,
 ) -> Result<TrainSummary, TrainError> {
-    let trainer = Trainer::<B>::resume(dir, device, opts.observer)?;
+    let mut opts = opts;
+    let trainer = Trainer::<B>::resume(dir, device, &mut opts)?;
     trainer.run(opts)
 }
 
@@ -199,7 +192,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         config: RunConfig,
         out: &Path,
         device: &B::Device,
-        observer: &mut dyn FnMut(&TrainEvent),
+        opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
         let not_empty = out.exists()
             && std::fs::read_dir(out)
@@ -213,14 +206,14 @@ impl<B: AutodiffBackend> Trainer<B> {
                     .into(),
             });
         }
-        let parts = Parts::<B>::build(&config, device, observer)?;
+        let parts = Parts::<B>::build(&config, device, opts)?;
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
         let run_dir = RunDir::new(out);
         let lock = run_dir.lock()?;
         let mut trainer = Self::assemble(config, parts, run_dir, lock, device);
         trainer.write_run_files()?;
         trainer.open_log()?;
-        trainer.announce(observer);
+        trainer.announce(opts.observer);
         Ok(trainer)
     }
 
@@ -228,12 +221,13 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn resume(
         dir: &Path,
         device: &B::Device,
-        observer: &mut dyn FnMut(&TrainEvent),
+        opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
         let run_dir = RunDir::open(dir)?;
         let config = run_dir.config()?;
         let lock = run_dir.lock()?;
-        let parts = Parts::<B>::build(&config, device, observer)?;
+        let parts = Parts::<B>::build(&config, device, opts)?;
+        let observer = &mut *opts.observer;
         let mut trainer = Self::assemble(config, parts, run_dir, lock, device);
         trainer.resumed = true;
         match trainer.run_dir.latest()? {
@@ -707,11 +701,12 @@ impl<B: AutodiffBackend> Parts<B> {
     fn build(
         config: &RunConfig,
         device: &B::Device,
-        observer: &mut dyn FnMut(&TrainEvent),
+        opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
         let started = Instant::now();
+        let observer = &mut *opts.observer;
         let mut say = |s: String| observer(&TrainEvent::Message(s));
-        let exp = Experiment::new(config, &cache_dir(), &mut say)?;
+        let exp = Experiment::new(config, opts.cache_dir, &mut say)?;
         let inner_device: burn::tensor::Device<B::InnerBackend> = device.clone();
         let extractor = exp.extractor::<B::InnerBackend>(&inner_device)?;
         if let Some(x) = &extractor {

@@ -87,6 +87,7 @@ fn train(
             observer: &mut |_: &TrainEvent| {},
             stop_after,
             stop: None,
+            cache_dir: None,
         },
     )
 }
@@ -124,6 +125,7 @@ fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
             observer: &mut |_: &TrainEvent| {},
             stop_after: None,
             stop: None,
+            cache_dir: None,
         },
     )
     .unwrap();
@@ -205,7 +207,7 @@ fn predict_writes_predicted_and_real_cells_and_refuses_bad_requests() {
     // An unseen combination of known genes predicts (no real cells: no second file).
     let table = ccfm_train::Experiment::new(
         &RunConfig::read(&run.join("config.toml"), &[]).unwrap(),
-        &dir.join("cache"),
+        Some(&dir.join("cache")),
         &mut say,
     )
     .unwrap();
@@ -372,6 +374,7 @@ fn a_checkpoint_from_another_config_is_refused() {
             observer: &mut |_: &TrainEvent| {},
             stop_after: None,
             stop: None,
+            cache_dir: None,
         },
     )
     .unwrap_err();
@@ -541,6 +544,7 @@ fn runs_of_the_earlier_layout_still_predict_and_resume() {
             observer: &mut |_: &TrainEvent| {},
             stop_after: None,
             stop: None,
+            cache_dir: None,
         },
     )
     .unwrap();
