@@ -65,3 +65,51 @@ pub fn compiled() -> Vec<&'static str> {
     }
     v
 }
+
+/// `--device N` names a device this build does not have.
+#[derive(Debug)]
+pub struct NoSuchDevice {
+    pub index: usize,
+}
+
+impl std::fmt::Display for NoSuchDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--device {}: this build runs on the CPU ({NAME}), which has only device 0; \
+             build with --features wgpu or cuda for GPUs",
+            self.index
+        )
+    }
+}
+
+impl std::error::Error for NoSuchDevice {}
+
+#[cfg(any(
+    feature = "cuda",
+    feature = "wgpu",
+    feature = "flex",
+    feature = "ndarray"
+))]
+/// The device of the selected backend: GPU number `index` (`--device`), or the CPU.
+pub fn device(index: Option<usize>) -> Result<burn::tensor::Device<Selected>, NoSuchDevice> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(burn::backend::cuda::CudaDevice::new(index.unwrap_or(0)))
+    }
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    {
+        use burn::backend::wgpu::WgpuDevice;
+        Ok(match index {
+            None => WgpuDevice::DefaultDevice,
+            Some(i) => WgpuDevice::DiscreteGpu(i),
+        })
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        match index {
+            None | Some(0) => Ok(Default::default()),
+            Some(index) => Err(NoSuchDevice { index }),
+        }
+    }
+}

@@ -88,8 +88,7 @@ pub fn run(ds: Dataset) {
     let device = Default::default();
     if random_scgpt && !scdfm {
         // A random-weight scGPT over the data's genes: checks the pipeline, carries no biology.
-        let opts =
-            ccfm::train::experiment::prepare_options(&cfg).unwrap_or_else(|e| fail(e.to_string()));
+        let opts = ccfm::train::experiment::prepare_options(&cfg);
         let prepared =
             ccfm::data::prepare(&cfg.data.path, &opts).unwrap_or_else(|e| fail(e.to_string()));
         ccfm::scgpt::checkpoint::write_random_dir::<ccfm::backend::Selected>(

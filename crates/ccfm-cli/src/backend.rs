@@ -15,29 +15,7 @@ compile_error!("build ccfm-cli with at least one backend feature: flex, ndarray,
 
 /// The device of the selected backend: GPU number `index` (`--device`), or the CPU.
 pub fn device(index: Option<usize>) -> CliResult<burn::tensor::Device<Selected>> {
-    #[cfg(feature = "cuda")]
-    {
-        Ok(burn::backend::cuda::CudaDevice::new(index.unwrap_or(0)))
-    }
-    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-    {
-        use burn::backend::wgpu::WgpuDevice;
-        Ok(match index {
-            None => WgpuDevice::DefaultDevice,
-            Some(i) => WgpuDevice::DiscreteGpu(i),
-        })
-    }
-    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
-    {
-        match index {
-            None | Some(0) => Ok(Default::default()),
-            Some(i) => Err(format!(
-                "--device {i}: this binary runs on the CPU ({NAME}), which has only device 0; \
-                 build with --features wgpu or cuda for GPUs"
-            )
-            .into()),
-        }
-    }
+    Ok(ccfm::backend::device(index)?)
 }
 
 /// `ccfm --version`: the version and the backends compiled in.

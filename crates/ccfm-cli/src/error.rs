@@ -15,6 +15,8 @@ pub enum CliError {
     Scgpt(#[from] ccfm_scgpt::ScgptError),
     #[error(transparent)]
     Train(#[from] ccfm_train::TrainError),
+    #[error(transparent)]
+    Device(#[from] ccfm::backend::NoSuchDevice),
     /// A request the CLI itself refuses (arguments that do not fit together, a missing file).
     #[error("{0}")]
     Message(String),
@@ -29,6 +31,20 @@ impl From<String> for CliError {
 impl From<&str> for CliError {
     fn from(message: &str) -> Self {
         Self::Message(message.to_string())
+    }
+}
+
+impl CliError {
+    /// The error on one line (errors of the libraries below, TOML's or the weights', can span
+    /// several).
+    pub fn one_line(&self) -> String {
+        let message = self.to_string();
+        let parts: Vec<&str> = message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        parts.join("; ")
     }
 }
 

@@ -13,19 +13,8 @@ use std::process::ExitCode;
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
-    use clap::{CommandFactory, FromArgMatches};
-    let version: &'static str = Box::leak(backend::version().into_boxed_str());
-    let matches = Cli::command().version(version).get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
-    // A file-size limit (`ulimit -f`) makes writes fail with an error, not kill the process:
-    // the checkpoint writer then keeps the previous checkpoint and says so.
-    // SAFETY: setting a signal's disposition to "ignore" before any thread is started.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
+    let cli = parse();
+    ignore_file_size_signal();
     let device = cli.device;
     let result = match cli.command {
         Command::Info => commands::info(),
@@ -43,15 +32,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: errors of the libraries below (TOML, weights) can span several.
-            let message = e.to_string();
-            let line: Vec<&str> = message
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("error: {}", line.join("; "));
+            eprintln!("error: {}", e.one_line());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The arguments, with `--version` naming the compiled backends (clap exits on a bad one).
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(backend::version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// A file-size limit (`ulimit -f`) makes writes fail with an error instead of killing the
+/// process: the checkpoint writer then keeps the previous checkpoint and says so.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to "ignore" before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

@@ -148,10 +148,15 @@ impl TrainBar {
         use ccfm_train::TrainEvent;
         match event {
             TrainEvent::Started { progress, .. } => {
-                self.on = match progress {
-                    Progress::Always => true,
-                    Progress::Never => false,
-                    Progress::Auto => std::io::stderr().is_terminal(),
+                // The run's output.progress, unless CCFM_PROGRESS overrides it as for every bar.
+                self.on = match std::env::var("CCFM_PROGRESS").as_deref() {
+                    Ok("always") => true,
+                    Ok("never") => false,
+                    _ => match progress {
+                        Progress::Always => true,
+                        Progress::Never => false,
+                        Progress::Auto => std::io::stderr().is_terminal(),
+                    },
                 }
             }
             TrainEvent::Step(s) if self.on => {

@@ -16,7 +16,8 @@ use crate::vocab::GeneVocab;
 use crate::DataError;
 
 /// What to do with perturbed genes that are not measured (absent from var).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UnmeasuredPerturbations {
     /// Refuse the file (catches typos in condition labels).
     #[default]

@@ -117,8 +117,29 @@ impl CascadedTimeSampler {
                 expected: "a time in [0, 1] (1 = clean latent)",
             });
         }
-        self.expr.validate()?;
-        self.latent.validate()
+        // The parameter is named with its stream (`expr.std`, `latent.mean`).
+        let within = |stream: &'static str| {
+            move |e: FlowError| match e {
+                FlowError::InvalidParameter {
+                    name,
+                    value,
+                    expected,
+                } => FlowError::InvalidParameter {
+                    name: match (stream, name) {
+                        ("expr", "mean") => "expr.mean",
+                        ("expr", "std") => "expr.std",
+                        ("latent", "mean") => "latent.mean",
+                        ("latent", "std") => "latent.std",
+                        _ => name,
+                    },
+                    value,
+                    expected,
+                },
+                other => other,
+            }
+        };
+        self.expr.validate().map_err(within("expr"))?;
+        self.latent.validate().map_err(within("latent"))
     }
 
     /// Draw the times and weights for a batch of `n` samples.

@@ -120,9 +120,13 @@ fn invalid_parameters_are_rejected_by_name() {
         },
         ..Default::default()
     };
+    // The cascaded sampler names the stream of the parameter.
     assert!(matches!(
         bad.validate(),
-        Err(FlowError::InvalidParameter { name: "std", .. })
+        Err(FlowError::InvalidParameter {
+            name: "latent.std",
+            ..
+        })
     ));
     assert!(CascadedTimeSampler::default().validate().is_ok());
 }

@@ -11,7 +11,7 @@
 //! | `fusion_layer.{0,2,3}` | `fusion_layer.layer_{0,2,3}` |
 //! | `adapter_layer.i.{0,3}` | `adapter_layer.i.layer_{0,3}` |
 //! | `p_head.{0,1}` | `p_head_{0,1}` |
-//! | `latent_embedder.proj.{0,2}`, `latent_decoder.final.{0,1,3}` | `proj_{0,2}`, `final_{0,1,3}` |
+//! | `latent_embedder.proj.{0,2}`, `latent_decoder.final.{0,1,3}` | `proj_{0,2}`, `final_{0,1,3}` (under `latent.` in `CascadedFlowModel`) |
 //!
 //! Linear weights are transposed and LayerNorm `weight`/`bias` become `gamma`/`beta` on the way
 //! in (Burn's PyTorch adapter). A key the module lacks is reported as unused; a parameter the

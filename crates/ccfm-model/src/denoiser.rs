@@ -178,6 +178,14 @@ impl Default for CascadedDenoiser<CondOt> {
     }
 }
 
+/// What the MMD term compares: the estimated and the true endpoints, and which samples of the
+/// batch are expression samples (`w_expr`).
+struct MmdInput<B: Backend> {
+    x1_hat: Tensor<B, 2>,
+    target: Tensor<B, 2>,
+    w_expr: Tensor<B, 1>,
+}
+
 /// One stream's noisy sample: the network input `x_t`, its time and the target velocity.
 struct Noised<B: Backend, const D: usize> {
     x_t: Tensor<B, D>,
@@ -306,7 +314,12 @@ impl<S: Scheduler> CascadedDenoiser<S> {
             }
             _ => None,
         };
-        self.combine(loss_e, loss_z, (x1_hat, batch.target), times.w_expr)
+        let mmd_input = MmdInput {
+            x1_hat,
+            target: batch.target,
+            w_expr: times.w_expr,
+        };
+        self.combine(loss_e, loss_z, mmd_input)
     }
 
     /// `loss_e + latent_weight loss_z + gamma MMD²(x1_hat, target)` over the expression samples.
@@ -314,9 +327,13 @@ impl<S: Scheduler> CascadedDenoiser<S> {
         &self,
         loss_e: Tensor<B, 1>,
         loss_z: Option<Tensor<B, 1>>,
-        (x1_hat, target): (Tensor<B, 2>, Tensor<B, 2>),
-        w_expr: Tensor<B, 1>,
+        mmd_input: MmdInput<B>,
     ) -> Result<LossParts<B>, ModelError> {
+        let MmdInput {
+            x1_hat,
+            target,
+            w_expr,
+        } = mmd_input;
         let o = &self.config.objective;
         let mut total = loss_e.clone();
         if let Some(loss_z) = &loss_z {
@@ -348,8 +365,8 @@ impl<S: Scheduler> CascadedDenoiser<S> {
 
     /// Generate one cell per control cell. Noise is drawn from the backend's stream in this
     /// order: the expression noise `x0 (B, T)`, then (CCFM) the latent noise `(B, T, scgpt_dim)`.
-    /// What does not depend on the ODE state is computed once, not per evaluation, only where
-    /// it changes nothing: the inputs are shared by reference.
+    /// Every ODE evaluation runs the whole network (the gene encoder and the control tokens
+    /// included, although they do not change along the path).
     pub fn generate<B: Backend>(
         &self,
         model: &CascadedFlowModel<B>,
@@ -408,7 +425,8 @@ impl<S: Scheduler> CascadedDenoiser<S> {
     }
 
     /// Integrate a fallible velocity over `linspace(0, 1, points)` with the configured method;
-    /// the first error stops the evaluations and is returned.
+    /// after the first error the remaining evaluations return zeros without running the
+    /// network, and the error is returned.
     fn integrate<B: Backend, const D: usize>(
         &self,
         velocity: impl Fn(Tensor<B, D>, f64) -> Result<Tensor<B, D>, ModelError>,
@@ -418,13 +436,14 @@ impl<S: Scheduler> CascadedDenoiser<S> {
         let grid = TimeGrid::linspace(0.0, 1.0, points)?;
         let mut failure = None;
         let sol = integrate(
-            |x: Tensor<B, D>, t| match (&failure, velocity(x.clone(), t)) {
-                (None, Ok(v)) => v,
-                (None, Err(e)) => {
+            |x: Tensor<B, D>, t| {
+                if failure.is_some() {
+                    return x.zeros_like();
+                }
+                velocity(x.clone(), t).unwrap_or_else(|e| {
                     failure = Some(e);
                     x.zeros_like()
-                }
-                (Some(_), _) => x.zeros_like(),
+                })
             },
             x0,
             &grid,

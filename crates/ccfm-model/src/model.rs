@@ -17,7 +17,8 @@ use crate::config::{CascadedFlowModelConfig, PerturbationKind};
 use crate::error::ModelError;
 
 /// The latent stream of CCFM: its own time embedder, the embedder of `z_t` into the tokens and
-/// the latent velocity head. Field names are the checkpoint keys (`latent_embedder.proj.0`...).
+/// the latent velocity head. In the model's record its parameters sit under `latent.`
+/// (`latent.latent_embedder.proj_0.weight`, ...).
 #[derive(Module, Debug)]
 pub struct LatentStream<B: Backend> {
     pub t_latent_embedder: TimestepEmbedder<B>,

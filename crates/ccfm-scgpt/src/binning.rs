@@ -11,9 +11,13 @@
 //!   value (scgpt 0.2.4): tied values spanning several edges get uniformly random bins.
 
 /// How values that tie across several edges are binned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TieBreak {
+    /// Deterministic: tied values take the lowest bin.
+    #[default]
     Left,
+    /// scgpt 0.2.4: tied values spanning several edges get uniformly random bins.
     Random,
 }
 

@@ -159,7 +159,7 @@ pub fn load_module<B: Backend, M: Module<B>>(
 
 /// Load a checkpoint's model weights (`model.bin` or `ema.bin`) into `model`, whatever layout
 /// the checkpoint's `state.model_layout` names.
-pub fn load_weights<B: Backend>(
+pub fn load_model_weights<B: Backend>(
     model: CascadedFlowModel<B>,
     bytes: Vec<u8>,
     state: &CheckpointState,
@@ -174,10 +174,14 @@ pub fn load_weights<B: Backend>(
         MODEL_LAYOUT => load_module(model, bytes, device, path),
         other => Err(TrainError::Incompatible {
             path: path.to_path_buf(),
-            detail: format!(
-                "model layout {other} is newer than this ccfm reads ({MODEL_LAYOUT}); \
-                 use the ccfm version that wrote the run"
-            ),
+            detail: if other > MODEL_LAYOUT {
+                format!(
+                    "model layout {other} is newer than this ccfm reads ({MODEL_LAYOUT}); \
+                     use the ccfm version that wrote the run"
+                )
+            } else {
+                format!("state.json names model layout {other}, which no ccfm wrote (1 or 2)")
+            },
         }),
     }
 }
@@ -195,9 +199,6 @@ fn config_drift(text: &[u8], saved: &[u8]) -> Option<String> {
         crate::config::keys::migrate(t);
         t.remove("sample");
         t.remove("output");
-        if let Some(toml::Value::Table(m)) = t.get_mut("model") {
-            m.remove("inference_dropout");
-        }
     }
     let sections: std::collections::BTreeSet<&String> = now.keys().chain(then.keys()).collect();
     for section in sections {
@@ -259,7 +260,7 @@ impl RunDir {
     }
 
     /// The run's configuration, checked against the copy in its newest checkpoint: only the
-    /// settings of generation ([sample], model.inference_dropout) and of output ([output]) may
+    /// settings of generation ([sample], inference_dropout included) and of output ([output]) may
     /// change after training; anything else edited or damaged in `config.toml` is refused.
     pub fn config(&self) -> Result<RunConfig, TrainError> {
         let path = self.path.join(CONFIG_FILE);
@@ -273,9 +274,8 @@ impl RunDir {
                         path: self.path.clone(),
                         detail: format!(
                             "{CONFIG_FILE}: `{key}` differs from the configuration checkpoint \
-                             {} was trained with; after training only [sample], [output] and \
-                             model.inference_dropout may change: restore it from {} or start a \
-                             new run with --config",
+                             {} was trained with; after training only [sample] and [output] may \
+                             change: restore it from {} or start a new run with --config",
                             dir.display(),
                             dir.join(CONFIG_FILE).display()
                         ),

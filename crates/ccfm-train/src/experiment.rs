@@ -3,7 +3,7 @@
 //! Both `train` and `predict` build it the same way, so a run directory needs to store only
 //! its resolved configuration.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ccfm_data::coexpression::{cached_coexpression_mask, coexpression_mask};
 use ccfm_data::{
@@ -13,7 +13,7 @@ use ccfm_data::{
 use ccfm_model::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
 use ccfm_scgpt::{ExtractorConfig, FrozenScgptExtractor, ScgptArgs, ScgptModel};
 
-use crate::config::{closest, RunConfig};
+use crate::config::{closest, RunConfig, SplitChoice};
 use crate::error::TrainError;
 
 /// Everything derived from the configuration and the data.
@@ -35,14 +35,14 @@ pub struct Experiment {
 }
 
 /// The data-reading options of a configuration.
-pub fn prepare_options(cfg: &RunConfig) -> Result<PrepareOptions, TrainError> {
+pub fn prepare_options(cfg: &RunConfig) -> PrepareOptions {
     let d = &cfg.data;
     let element = match d.layer.as_str() {
         "auto" => None,
         "X" => Some("X".to_string()),
         l => Some(format!("layers/{}", l.trim_start_matches("layers/"))),
     };
-    Ok(PrepareOptions {
+    PrepareOptions {
         schema: SchemaOptions {
             schema: d.schema.schema(),
             dataset: (!d.dataset.is_empty()).then(|| d.dataset.clone()),
@@ -56,18 +56,18 @@ pub fn prepare_options(cfg: &RunConfig) -> Result<PrepareOptions, TrainError> {
         },
         n_top_genes: (d.n_top_genes > 0).then_some(d.n_top_genes),
         force_include_perturbed: d.force_include_perturbed,
-        unmeasured: d.unmeasured_perturbations.into(),
-    })
+        unmeasured: d.unmeasured_perturbations,
+    }
 }
 
 /// The split settings of a configuration.
 pub fn split_config(cfg: &RunConfig) -> SplitConfig {
     let d = &cfg.data;
     SplitConfig {
-        method: match d.split.as_str() {
-            "additive" => SplitMethod::Additive,
-            "combinations" => SplitMethod::Combinations,
-            path => SplitMethod::User(PathBuf::from(path)),
+        method: match &d.split {
+            SplitChoice::Additive => SplitMethod::Additive,
+            SplitChoice::Combinations => SplitMethod::Combinations,
+            SplitChoice::File(path) => SplitMethod::User(path.clone()),
         },
         fold: d.fold,
         seed: d.split_seed,
@@ -86,7 +86,7 @@ impl Experiment {
         cache_dir: Option<&Path>,
         say: &mut dyn FnMut(String),
     ) -> Result<Self, TrainError> {
-        let opts = prepare_options(config)?;
+        let opts = prepare_options(config);
         let data = prepare(&config.data.path, &opts)?;
         let r = &data.report;
         say(format!(
@@ -274,7 +274,7 @@ impl Experiment {
             stats_batches: l.norm_warmup_batches,
             clamp: (l.clamp > 0.0).then_some(l.clamp as f32),
             target_std: l.target_std as f32,
-            tie_break: l.binning.into(),
+            tie_break: l.binning,
             seed: self.config.train.seed,
         };
         Ok(Some(FrozenScgptExtractor::new(

@@ -22,7 +22,7 @@ use ccfm_model::{CascadedDenoiser, CascadedFlowModel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint::{load_weights, RunDir};
+use crate::checkpoint::{load_model_weights, RunDir};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::experiment::Experiment;
@@ -57,6 +57,8 @@ pub struct PredictSummary {
     pub cells_per_condition: usize,
     pub genes: usize,
     pub checkpoint: PathBuf,
+    /// Whether the EMA weights generated the cells.
+    pub ema: bool,
     pub seconds: f64,
 }
 
@@ -150,7 +152,7 @@ pub fn load_model<B: Backend>(
     state.check_model(&expected, &dir)?;
     let ema = use_ema && state.has_ema;
     let file = if ema { "ema.bin" } else { "model.bin" };
-    let model = load_weights(
+    let model = load_model_weights(
         cfg.init::<B>(device),
         RunDir::read_file(&dir, file, &state)?,
         &state,
@@ -161,7 +163,7 @@ pub fn load_model<B: Backend>(
 }
 
 /// Predict with the run in `run_path`, writing `out` (and its `_real` companion). Generation
-/// runs on the inner backend (dropout off, architecture decision 3) unless the run's config
+/// runs on the inner backend (dropout off, docs/model.md) unless the run's config
 /// sets `sample.inference_dropout`, which generates on `B` itself with dropout active, as the
 /// reference scDFM did.
 pub fn predict<B: AutodiffBackend>(
@@ -272,6 +274,7 @@ fn predict_on<B: Backend>(
         cells_per_condition: request.cells,
         genes: genes.len(),
         checkpoint,
+        ema,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

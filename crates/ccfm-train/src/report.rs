@@ -103,9 +103,11 @@ pub fn predict_evaluate<B: AutodiffBackend>(
     // Its lines are for `ccfm predict`; this pipeline says what it did in one line.
     let p = predict::<B>(run, &pred, &opts, device, &mut |_| {})?;
     say(format!(
-        "    predicted {} conditions x {} cells in {:.0} s -> {}",
+        "    predicted {} conditions x {} cells with {} ({}) in {:.0} s -> {}",
         p.conditions.len(),
         p.cells_per_condition,
+        p.checkpoint.display(),
+        if p.ema { "EMA weights" } else { "weights" },
         p.seconds,
         pred.display()
     ));

@@ -27,7 +27,7 @@ use ccfm_scgpt::FrozenScgptExtractor;
 use serde_json::json;
 
 use crate::checkpoint::{
-    load_weights, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE, MODEL_LAYOUT,
+    load_model_weights, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE, MODEL_LAYOUT,
 };
 use crate::config::RunConfig;
 use crate::ema::update_ema;
@@ -175,6 +175,8 @@ pub struct Trainer<B: AutodiffBackend> {
     start: usize,
     step: usize,
     last_checkpoint: Option<PathBuf>,
+    /// The step of the newest checkpoint (written or resumed from).
+    checkpoint_step: Option<usize>,
     last_loss: f64,
     /// Whether the run continues an earlier one ([`Self::resume`]).
     resumed: bool,
@@ -295,6 +297,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             start: 0,
             step: 0,
             last_checkpoint: None,
+            checkpoint_step: None,
             last_loss: f64::NAN,
             resumed: false,
             log: None,
@@ -332,7 +335,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let state = RunDir::read_state(dir)?;
         state.check_model(&self.model_json, dir)?;
         let bytes = RunDir::read_file(dir, "model.bin", &state)?;
-        self.model = load_weights(self.model.clone(), bytes, &state, &self.device, dir)?;
+        self.model = load_model_weights(self.model.clone(), bytes, &state, &self.device, dir)?;
         let bytes = RunDir::read_file(dir, "optimizer.bin", &state)?;
         self.optim = self
             .optim
@@ -344,12 +347,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             })?;
         if let Some(e) = self.ema.take() {
             let bytes = RunDir::read_file(dir, "ema.bin", &state)?;
-            self.ema = Some(load_weights(e, bytes, &state, &self.device, dir)?);
+            self.ema = Some(load_model_weights(e, bytes, &state, &self.device, dir)?);
         }
         self.restore_streams(dir, &state)?;
         self.start = state.step;
         self.step = state.step;
         self.last_checkpoint = Some(dir.to_path_buf());
+        self.checkpoint_step = Some(state.step);
         Ok(())
     }
 
@@ -451,24 +455,44 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// One optimiser step on `batch`; a non-finite loss is an error (nothing is updated).
     pub fn step(&mut self, batch: StepBatch<B>) -> Result<StepStats, TrainError> {
         let step = self.step;
+        if step >= self.config.train.steps {
+            return Err(TrainError::Request(format!(
+                "the run is complete ({step} of {} steps)",
+                self.config.train.steps
+            )));
+        }
         let parts = self
             .denoiser
             .train_step(&self.model, &self.mask, batch.batch)?;
-        let loss = scalar(&parts.total);
-        let (expr, latent) = (scalar(&parts.expr), parts.latent.as_ref().map(scalar));
-        let mmd = parts.mmd.as_ref().map(scalar);
-        if !loss.is_finite() {
+        let lr = self.schedule.at(step);
+        // The step's numbers, with the fields the loop fills in after the update.
+        let mut stats = StepStats {
+            step: step + 1,
+            total_steps: self.config.train.steps,
+            loss: scalar(&parts.total),
+            loss_expr: scalar(&parts.expr),
+            loss_latent: parts.latent.as_ref().map(scalar),
+            mmd: parts.mmd.as_ref().map(scalar),
+            lr,
+            expr_samples: parts.expr_samples,
+            steps_per_second: 0.0,
+            elapsed_seconds: 0.0,
+            logged: false,
+        };
+        if !stats.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 step: step + 1,
                 detail: format!(
-                    "loss {loss}, expression {expr}, latent {latent:?}, mmd {mmd:?}, \
-                     condition `{}`",
+                    "loss {}, expression {}, latent {:?}, mmd {:?}, condition `{}`",
+                    stats.loss,
+                    stats.loss_expr,
+                    stats.loss_latent,
+                    stats.mmd,
                     self.exp.data.table.conditions[batch.condition].name()
                 ),
                 last_checkpoint: self.last_checkpoint.clone(),
             });
         }
-        let lr = self.schedule.at(step);
         let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         if let Some(e) = self.ema.take() {
@@ -476,35 +500,14 @@ impl<B: AutodiffBackend> Trainer<B> {
             self.ema = Some(update_ema(e, &self.model.valid(), decay));
         }
         self.step = step + 1;
-        self.last_loss = loss;
-        Ok(self.stats(loss, (expr, latent, mmd), lr, parts.expr_samples))
-    }
-
-    fn stats(
-        &self,
-        loss: f64,
-        (loss_expr, loss_latent, mmd): (f64, Option<f64>, Option<f64>),
-        lr: f64,
-        expr_samples: usize,
-    ) -> StepStats {
+        self.last_loss = stats.loss;
         let elapsed = self.loop_start.elapsed().as_secs_f64();
-        let done = self.step;
-        let total = self.config.train.steps;
-        StepStats {
-            step: done,
-            total_steps: total,
-            loss,
-            loss_expr,
-            loss_latent,
-            mmd,
-            lr,
-            expr_samples,
-            steps_per_second: (done - self.start) as f64 / elapsed.max(1e-9),
-            elapsed_seconds: elapsed,
-            logged: done.is_multiple_of(self.config.output.log_every)
-                || done == total
-                || done == self.start + 1,
-        }
+        stats.steps_per_second = (self.step - self.start) as f64 / elapsed.max(1e-9);
+        stats.elapsed_seconds = elapsed;
+        stats.logged = self.step.is_multiple_of(self.config.output.log_every)
+            || self.step == stats.total_steps
+            || self.step == self.start + 1;
+        Ok(stats)
     }
 
     /// Whether the step just completed is due a validation pass.
@@ -517,6 +520,11 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Generate cells for the validation conditions with the current weights (the EMA when
     /// kept) and score them.
     pub fn validation_pass(&mut self) -> Result<TrainEvent, TrainError> {
+        if self.step == 0 {
+            return Err(TrainError::Request(
+                "validation needs a trained step first".into(),
+            ));
+        }
         let t = &self.config.train;
         B::seed(
             &self.device,
@@ -583,6 +591,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 last_checkpoint: self.last_checkpoint.clone(),
             })?;
         self.last_checkpoint = Some(written.clone());
+        self.checkpoint_step = Some(done);
         Ok(written)
     }
 
@@ -623,6 +632,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         let (mut validation, mut interrupted) = (None, false);
         while self.step < total {
             if stop_requested() {
+                // Raised after the last step's check: its checkpoint is written now.
+                if self.step > self.start && self.checkpoint_step != Some(self.step) {
+                    let path = self.checkpoint()?;
+                    let step = self.step;
+                    self.emit(TrainEvent::Checkpoint { step, path }, observer)?;
+                }
+                observer(&TrainEvent::Stopped {
+                    step: self.step,
+                    reason: StopReason::Requested,
+                });
                 interrupted = true;
                 break;
             }

@@ -464,7 +464,10 @@ fn the_shipped_configs_parse_and_hold_the_reference_settings() {
     assert_eq!(norman, defaults);
     let combo = RunConfig::read(&root.join("combosciplex.toml"), &paths).unwrap();
     assert_eq!(combo.model.perturbation, PerturbationChoice::Drug);
-    assert_eq!(combo.data.split, "configs/combosciplex_split.json");
+    assert_eq!(
+        combo.data.split,
+        ccfm_train::config::SplitChoice::File("configs/combosciplex_split.json".into())
+    );
     assert_eq!(
         (
             combo.model.d_model,
@@ -482,7 +485,7 @@ fn the_shipped_configs_parse_and_hold_the_reference_settings() {
 /// config.toml with the old key names.
 fn downgrade(run: &Path) {
     use ccfm_model::legacy::CascadedFlowModelV1;
-    use ccfm_train::checkpoint::{load_weights, module_bytes, FileSum};
+    use ccfm_train::checkpoint::{load_model_weights, module_bytes, FileSum};
     let device = Default::default();
     let ck = RunDir::open(run).unwrap().latest().unwrap().unwrap();
     let state = RunDir::read_state(&ck).unwrap();
@@ -494,7 +497,8 @@ fn downgrade(run: &Path) {
         let Ok(bytes) = std::fs::read(ck.join(file)) else {
             continue;
         };
-        let model = load_weights(cfg.init::<Flex>(&device), bytes, &state, &device, &ck).unwrap();
+        let model =
+            load_model_weights(cfg.init::<Flex>(&device), bytes, &state, &device, &ck).unwrap();
         let old = module_bytes::<Flex, _>(CascadedFlowModelV1::from(model));
         json["files"][file] = serde_json::to_value(FileSum::of(&old)).unwrap();
         std::fs::write(ck.join(file), old).unwrap();

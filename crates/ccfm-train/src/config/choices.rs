@@ -1,15 +1,17 @@
 //! The closed sets of the run configuration that have no library type of their own.
 //!
 //! Each is an enum read and written by serde under its `snake_case` name; a wrong value is
-//! refused with the key, the valid names and the closest one (see `keys::describe_error`).
-//! The library types that already are serde enums (`ccfm_flow::OdeMethod`,
-//! `ccfm_flow::TimeSampler`, `ccfm_model::Prediction`) are used directly.
+//! refused with the key, the valid names and the closest one (see `keys::deserialize`).
+//! The library types that are serde enums themselves (`ccfm_flow::OdeMethod`,
+//! `ccfm_flow::TimeSampler`, `ccfm_model::Prediction`, `ccfm_scgpt::TieBreak`,
+//! `ccfm_data::UnmeasuredPerturbations`) are used directly.
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use ccfm_data::{Schema, UnmeasuredPerturbations, ValueScale};
+use ccfm_data::{Schema, ValueScale};
 use ccfm_model::PerturbationKind;
-use ccfm_scgpt::TieBreak;
 
 /// `data.schema`: the file's layout, or `auto` to detect it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -58,26 +60,6 @@ impl ScaleChoice {
     }
 }
 
-/// `data.unmeasured_perturbations`: perturbed genes the file does not measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnmeasuredPolicy {
-    /// Refuse the file (catches typos in condition labels).
-    #[default]
-    Error,
-    /// Give them vocabulary tokens of their own.
-    Vocabulary,
-}
-
-impl From<UnmeasuredPolicy> for UnmeasuredPerturbations {
-    fn from(p: UnmeasuredPolicy) -> Self {
-        match p {
-            UnmeasuredPolicy::Error => Self::Error,
-            UnmeasuredPolicy::Vocabulary => Self::Vocabulary,
-        }
-    }
-}
-
 /// `model.perturbation`: how perturbations are encoded, or `auto` (from the data's schema).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,26 +77,6 @@ impl PerturbationChoice {
             Self::Auto => None,
             Self::Crispr => Some(PerturbationKind::Crispr),
             Self::Drug => Some(PerturbationKind::Drug),
-        }
-    }
-}
-
-/// `latent.binning`: the tie-break of scGPT's value binning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Binning {
-    /// Deterministic: tied values take the lowest bin.
-    #[default]
-    Left,
-    /// scgpt 0.2.4: tied values spanning several edges get uniformly random bins.
-    Random,
-}
-
-impl From<Binning> for TieBreak {
-    fn from(b: Binning) -> Self {
-        match b {
-            Binning::Left => TieBreak::Left,
-            Binning::Random => TieBreak::Random,
         }
     }
 }
@@ -149,4 +111,49 @@ pub enum Progress {
     Auto,
     Always,
     Never,
+}
+
+/// `data.split`: scDFM's additive split, the combinations split, or a split JSON file. Written
+/// as a string: `"additive"`, `"combinations"` or the file's path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SplitChoice {
+    #[default]
+    Additive,
+    Combinations,
+    File(PathBuf),
+}
+
+impl SplitChoice {
+    /// The split's name, or the file's path.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Additive => "additive".into(),
+            Self::Combinations => "combinations".into(),
+            Self::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl Serialize for SplitChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text())
+    }
+}
+
+impl<'de> Deserialize<'de> for SplitChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.as_str() {
+            "additive" => Self::Additive,
+            "combinations" => Self::Combinations,
+            // A bare word is a misspelt split name, not a file.
+            word if !word.contains(['.', '/', '\\']) => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown variant `{word}`, expected `additive` or `combinations` \
+                     (or a split JSON file)"
+                )))
+            }
+            path => Self::File(PathBuf::from(path)),
+        })
+    }
 }

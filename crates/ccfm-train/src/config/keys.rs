@@ -62,7 +62,7 @@ pub fn closest<'a>(key: &str, valid: impl IntoIterator<Item = &'a str>) -> Optio
 }
 
 /// The default configuration as a tree.
-pub fn default_tree() -> Table {
+pub(crate) fn default_tree() -> Table {
     match Value::try_from(RunConfig::default()) {
         Ok(Value::Table(t)) => t,
         _ => unreachable!("the default config serialises to a table"),
@@ -138,24 +138,68 @@ fn take_path(t: &mut Table, path: &str) -> Option<Value> {
     }
 }
 
-/// Move the keys of earlier configs to their current place (see [`RENAMED`]); returns
-/// one line per key moved. Old keys win over new ones given in the same tree, so that an
-/// old-style `--set` still overrides a current file.
-pub fn migrate(tree: &mut Table) -> Vec<String> {
-    let mut notes = Vec::new();
+/// A key of an earlier version moved to its current place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub old: String,
+    pub new: String,
+    /// What to write instead, for the note.
+    pub example: Option<String>,
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is now `{}`", self.old, self.new)?;
+        match &self.example {
+            Some(e) => write!(f, " (e.g. {e})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Move the keys of earlier configs to their current place (see [`RENAMED`]). Old keys win
+/// over new ones given in the same tree, so that an old-style `--set` still overrides a
+/// current file.
+pub(crate) fn migrate(tree: &mut Table) -> Vec<Moved> {
+    let mut moved = Vec::new();
     for (old, new) in RENAMED {
         if let Some(v) = take_path(tree, old) {
             // The new path's parents are sections, so this cannot fail.
             let _ = set_path(tree, new, v);
-            notes.push(format!("`{old}` is now `{new}`"));
+            moved.push(Moved {
+                old: old.into(),
+                new: new.into(),
+                example: None,
+            });
         }
     }
     for (section, stream, mean, std) in OLD_SAMPLERS {
-        if let Some(note) = migrate_sampler(tree, section, stream, (mean, std)) {
-            notes.push(note);
-        }
+        moved.extend(migrate_sampler(tree, section, stream, (mean, std)));
     }
-    notes
+    moved
+}
+
+/// A configuration error about a key that was moved names the key as the user wrote it.
+pub(crate) fn name_old_key(e: TrainError, moved: &[Moved]) -> TrainError {
+    match e {
+        TrainError::Config {
+            source_name,
+            key,
+            detail,
+        } => match moved.iter().find(|m| key.starts_with(&m.new)) {
+            Some(m) => TrainError::Config {
+                source_name,
+                detail: format!("{detail} (given as `{}`, the earlier name)", m.old),
+                key,
+            },
+            None => TrainError::Config {
+                source_name,
+                key,
+                detail,
+            },
+        },
+        other => other,
+    }
 }
 
 /// Fold `<section>.time_sampler/time_mean/time_std` into `objective.times.<stream>`.
@@ -164,7 +208,7 @@ fn migrate_sampler(
     section: &str,
     stream: &str,
     defaults: (f64, f64),
-) -> Option<String> {
+) -> Option<Moved> {
     let kind = take_path(tree, &format!("{section}.time_sampler"));
     let mean = take_path(tree, &format!("{section}.time_mean"));
     let std = take_path(tree, &format!("{section}.time_std"));
@@ -179,29 +223,36 @@ fn migrate_sampler(
     if let Some(k) = kind {
         table.insert("kind".into(), k);
     }
-    let kind = table
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("uniform");
-    if kind == "uniform" {
-        table = Table::from_iter([("kind".to_string(), Value::from("uniform"))]);
-    } else {
-        let m = mean.or_else(|| table.get("mean").cloned());
-        let s = std.or_else(|| table.get("std").cloned());
-        table.insert("mean".into(), m.unwrap_or(Value::Float(defaults.0)));
-        table.insert("std".into(), s.unwrap_or(Value::Float(defaults.1)));
+    match table.get("kind").cloned() {
+        // Earlier configs ignored the mean and std of a uniform sampler.
+        None => table = Table::from_iter([("kind".to_string(), Value::from("uniform"))]),
+        Some(Value::String(k)) if k == "uniform" => {
+            table = Table::from_iter([("kind".to_string(), Value::from("uniform"))])
+        }
+        // A logit-normal (or a value serde will refuse, with its key): the numbers given, else
+        // the defaults earlier configs had.
+        Some(_) => {
+            let m = mean.or_else(|| table.get("mean").cloned());
+            let s = std.or_else(|| table.get("std").cloned());
+            table.insert("mean".into(), m.unwrap_or(Value::Float(defaults.0)));
+            table.insert("std".into(), s.unwrap_or(Value::Float(defaults.1)));
+        }
     }
     let _ = set_path(tree, &new, Value::Table(table));
-    Some(format!(
-        "`{section}.time_sampler`, `.time_mean`, `.time_std` are now `{new}` \
-         (e.g. {new} = {{ kind = \"logit_normal\", mean = {}, std = {} }})",
-        defaults.0, defaults.1
-    ))
+    Some(Moved {
+        old: format!("{section}.time_sampler"),
+        new: new.clone(),
+        example: Some(format!(
+            "{new} = {{ kind = \"logit_normal\", mean = {}, std = {} }}; `.time_mean` and \
+             `.time_std` moved with it",
+            defaults.0, defaults.1
+        )),
+    })
 }
 
 /// Check that every section and key of `tree` exists and has the default's type; the error
 /// names the closest valid key.
-pub fn check_keys(tree: &Table, source: &str) -> Result<(), TrainError> {
+pub(crate) fn check_keys(tree: &Table, source: &str) -> Result<(), TrainError> {
     check_table(tree, &default_tree(), "", source)
 }
 
@@ -264,7 +315,7 @@ fn check_type(default: &Value, v: &Value, path: &str, source: &str) -> Result<()
 }
 
 /// Integers given for float fields are accepted (lr = 1 means 1.0).
-pub fn coerce_floats(tree: &mut Table, defaults: &Table) {
+pub(crate) fn coerce_floats(tree: &mut Table, defaults: &Table) {
     for (k, val) in tree.iter_mut() {
         match (defaults.get(k), val) {
             (Some(Value::Float(_)), v @ Value::Integer(_)) => to_float(v),
@@ -296,7 +347,7 @@ fn parse_value(text: &str) -> Value {
 }
 
 /// Apply `path=value` overrides (`train.steps=500`, `objective.times.choose_latent_p=0.2`).
-pub fn apply_overrides(tree: &mut Table, overrides: &[String]) -> Result<(), TrainError> {
+pub(crate) fn apply_overrides(tree: &mut Table, overrides: &[String]) -> Result<(), TrainError> {
     let defaults = default_tree();
     for o in overrides {
         let bad = |detail: String| config_error("--set", o, detail);
@@ -318,20 +369,50 @@ pub fn apply_overrides(tree: &mut Table, overrides: &[String]) -> Result<(), Tra
 }
 
 /// Deserialise a checked tree; an error names the key whose value was refused.
-pub fn deserialize(tree: Table, source: &str) -> Result<RunConfig, TrainError> {
-    match Value::Table(tree.clone()).try_into::<RunConfig>() {
-        Ok(cfg) => Ok(cfg),
+pub(crate) fn deserialize(tree: Table, source: &str) -> Result<RunConfig, TrainError> {
+    let mut leaves = Vec::new();
+    collect_leaves(&tree, &default_tree(), "", &mut leaves);
+    match Value::Table(tree).try_into::<RunConfig>() {
+        Ok(cfg) => {
+            check_value_tables(&cfg, &leaves, source)?;
+            Ok(cfg)
+        }
         Err(e) => {
-            let (key, message) = locate(&tree).unwrap_or(("(value)".into(), e.message().into()));
+            let (key, message) = locate(leaves).unwrap_or(("(value)".into(), e.message().into()));
             Err(config_error(source, &key, describe(&message)))
         }
     }
 }
 
-/// The first key of `tree` that fails to deserialise on its own, with serde's message.
-fn locate(tree: &Table) -> Option<(String, String)> {
-    let mut leaves = Vec::new();
-    collect_leaves(tree, "", &mut leaves);
+/// A field given in a value table (a time sampler) that its kind does not have: serde ignores
+/// those of a unit variant (`{ kind = "uniform", std = 2 }`), so they are found by writing the
+/// value back.
+fn check_value_tables(
+    cfg: &RunConfig,
+    leaves: &[(String, Value)],
+    source: &str,
+) -> Result<(), TrainError> {
+    let Ok(Value::Table(back)) = Value::try_from(cfg) else {
+        return Ok(());
+    };
+    for (path, value) in leaves {
+        let (Value::Table(given), Some(Value::Table(kept))) = (value, get_path(&back, path)) else {
+            continue;
+        };
+        if let Some(k) = given.keys().find(|k| !kept.contains_key(*k)) {
+            let fields: Vec<&str> = kept.keys().map(String::as_str).collect();
+            return Err(config_error(
+                source,
+                &format!("{path}.{k}"),
+                format!("not a field of this kind; it has {}", fields.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first key that fails to deserialise on its own, with serde's message.
+fn locate(leaves: Vec<(String, Value)>) -> Option<(String, String)> {
     leaves.into_iter().find_map(|(path, value)| {
         let mut alone = Table::new();
         set_path(&mut alone, &path, value).ok()?;
@@ -342,12 +423,13 @@ fn locate(tree: &Table) -> Option<(String, String)> {
     })
 }
 
-fn collect_leaves(t: &Table, prefix: &str, out: &mut Vec<(String, Value)>) {
+/// The values of `t`, by path; sections are walked as the defaults have them.
+fn collect_leaves(t: &Table, defaults: &Table, prefix: &str, out: &mut Vec<(String, Value)>) {
     for (k, v) in t {
         let path = format!("{prefix}{k}");
-        match v {
-            Value::Table(sub) if !is_value_table(sub) => {
-                collect_leaves(sub, &format!("{path}."), out)
+        match (v, defaults.get(k)) {
+            (Value::Table(sub), Some(Value::Table(d))) if !is_value_table(d) => {
+                collect_leaves(sub, d, &format!("{path}."), out)
             }
             _ => out.push((path, v.clone())),
         }
@@ -364,9 +446,17 @@ fn describe(message: &str) -> String {
         return message.to_string();
     };
     let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    // What follows the names, e.g. "(or a split JSON file)".
+    let tail = expected
+        .rsplit('`')
+        .next()
+        .map(str::trim)
+        .filter(|t| t.starts_with('('))
+        .map(|t| format!(" {t}"))
+        .unwrap_or_default();
     match closest(given, names.iter().copied()) {
         Some(hint) => format!(
-            "`{given}` is not one of {}; did you mean `{hint}`?",
+            "`{given}` is not one of {}{tail}; did you mean `{hint}`?",
             names.join(", ")
         ),
         None => message.to_string(),

@@ -22,13 +22,14 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+use ccfm_data::UnmeasuredPerturbations;
 use ccfm_flow::OdeMethod;
 use ccfm_model::{DenoiserConfig, ObjectiveConfig, SamplerConfig};
+use ccfm_scgpt::TieBreak;
 use serde::{Deserialize, Serialize};
 
 pub use choices::{
-    Binning, OptimizerKind, PerturbationChoice, Progress, ScaleChoice, SchemaChoice,
-    UnmeasuredPolicy,
+    OptimizerKind, PerturbationChoice, Progress, ScaleChoice, SchemaChoice, SplitChoice,
 };
 pub use keys::{closest, known_keys};
 
@@ -52,11 +53,10 @@ pub struct DataSection {
     pub n_top_genes: usize,
     /// Add the measured perturbed genes to the HVGs (scDFM does).
     pub force_include_perturbed: bool,
-    pub unmeasured_perturbations: UnmeasuredPolicy,
+    pub unmeasured_perturbations: UnmeasuredPerturbations,
     /// Genes per training step, `randperm(G)[:T]` (scDFM `infer_top_gene` 1000).
     pub genes_per_step: usize,
-    /// additive | combinations | a split JSON file.
-    pub split: String,
+    pub split: SplitChoice,
     pub fold: u64,
     pub split_seed: u64,
     pub test_fraction: f64,
@@ -79,9 +79,9 @@ impl Default for DataSection {
             target_sum: 0.0,
             n_top_genes: 5000,
             force_include_perturbed: true,
-            unmeasured_perturbations: UnmeasuredPolicy::Error,
+            unmeasured_perturbations: UnmeasuredPerturbations::Error,
             genes_per_step: 1000,
-            split: "additive".into(),
+            split: SplitChoice::Additive,
             fold: 1,
             split_seed: 42,
             test_fraction: 0.3,
@@ -134,8 +134,8 @@ pub struct LatentSection {
     /// Clamp of the normalised features (0 = none; docs/model.md suggests 5).
     pub clamp: f64,
     pub target_std: f64,
-    /// The tie-break of scGPT's value binning.
-    pub binning: Binning,
+    /// The tie-break of scGPT's value binning (`left`; `random` as scgpt 0.2.4).
+    pub binning: TieBreak,
 }
 
 impl Default for LatentSection {
@@ -148,7 +148,7 @@ impl Default for LatentSection {
             norm_warmup_batches: 100,
             clamp: 0.0,
             target_std: 1.0,
-            binning: Binning::Left,
+            binning: TieBreak::Left,
         }
     }
 }
@@ -316,14 +316,15 @@ impl RunConfig {
                     key: "(file)".into(),
                     detail: format!("not valid TOML: {}", e.message()),
                 })?;
-        let mut notes = keys::migrate(&mut tree);
+        let mut moved = keys::migrate(&mut tree);
         keys::apply_overrides(&mut tree, overrides)?;
-        notes.extend(keys::migrate(&mut tree));
+        moved.extend(keys::migrate(&mut tree));
         keys::coerce_floats(&mut tree, &keys::default_tree());
-        keys::check_keys(&tree, source)?;
-        let cfg = keys::deserialize(tree, source)?;
-        cfg.validate(source)?;
-        Ok((cfg, notes))
+        let checked = keys::check_keys(&tree, source)
+            .and_then(|()| keys::deserialize(tree, source))
+            .and_then(|cfg| cfg.validate(source).map(|()| cfg));
+        let cfg = checked.map_err(|e| keys::name_old_key(e, &moved))?;
+        Ok((cfg, moved.iter().map(ToString::to_string).collect()))
     }
 
     /// Read a config file, apply overrides.
@@ -357,9 +358,8 @@ impl RunConfig {
         };
         abs(&mut self.data.path);
         abs(&mut self.latent.scgpt_dir);
-        let split = PathBuf::from(&self.data.split);
-        if !matches!(self.data.split.as_str(), "additive" | "combinations") && split.is_relative() {
-            self.data.split = base.join(split).display().to_string();
+        if let SplitChoice::File(p) = &mut self.data.split {
+            abs(p);
         }
     }
 
@@ -541,6 +541,7 @@ mod tests {
             ("objective.prediction=dat", "objective.prediction", "data"),
             ("data.schema=gear", "data.schema", "gears"),
             ("output.progress=sometimes", "output.progress", "never"),
+            ("data.split=additiv", "data.split", "additive"),
             (
                 "objective.times.expr={kind=\"logit_norma\",mean=0,std=1}",
                 "objective.times.expr",

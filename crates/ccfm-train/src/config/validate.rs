@@ -1,6 +1,7 @@
 //! The checks of a parsed configuration that serde cannot express: sizes, ranges, required
-//! paths, and the libraries' own `validate()` of the objective and the sampler, all run once
-//! when the configuration is read, before any file is opened.
+//! paths, and the libraries' own `validate()` of the objective and the sampler, all run when
+//! the configuration is read, before any file is opened. (The denoiser checks its settings
+//! again when it is built, as every library type does for callers that skip the config.)
 
 use ccfm_flow::FlowError;
 use ccfm_model::ModelError;
@@ -169,29 +170,22 @@ impl RunConfig {
 
     /// The libraries' own checks of `[objective]` and the sampler, with their keys.
     fn check_objective(&self) -> Result<(), (String, String)> {
-        let times = &self.objective.times;
-        for (stream, sampler) in [("expr", &times.expr), ("latent", &times.latent)] {
-            sampler
-                .validate()
-                .map_err(|e| flow_error(&format!("objective.times.{stream}"), e))?;
-        }
         self.objective.validate().map_err(|e| match e {
             ModelError::Config { name, detail } => (format!("objective.{name}"), detail),
             ModelError::Flow(f) => flow_error("objective.times", f),
             other => ("objective".into(), other.to_string()),
         })?;
-        for (key, v) in [
-            ("sample.latent_time_points", self.sample.latent_time_points),
-            ("sample.expr_time_points", self.sample.expr_time_points),
-        ] {
-            if v < 2 {
-                return Err((key.into(), format!("{v} must be at least 2")));
-            }
-        }
-        self.sample
-            .sampler()
-            .validate()
-            .map_err(|e| ("sample".into(), e.to_string()))
+        self.sample.sampler().validate().map_err(|e| {
+            let key = if self.sample.latent_time_points < 2 {
+                "sample.latent_time_points"
+            } else {
+                "sample.expr_time_points"
+            };
+            (
+                key.into(),
+                format!("{e}; a time grid needs at least 2 points"),
+            )
+        })
     }
 }
 
