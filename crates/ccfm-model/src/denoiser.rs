@@ -365,8 +365,10 @@ impl<S: Scheduler> CascadedDenoiser<S> {
 
     /// Generate one cell per control cell. Noise is drawn from the backend's stream in this
     /// order: the expression noise `x0 (B, T)`, then (CCFM) the latent noise `(B, T, scgpt_dim)`.
-    /// Every ODE evaluation runs the whole network (the gene encoder and the control tokens
-    /// included, although they do not change along the path).
+    /// On an inference backend what does not depend on the state (gene embeddings, control
+    /// tokens, perturbation embedding: [`crate::FlowContext`]) is computed once for the batch; on an
+    /// autodiff backend, where dropout is active (scDFM's generation), every evaluation runs the
+    /// whole network with fresh dropout.
     pub fn generate<B: Backend>(
         &self,
         model: &CascadedFlowModel<B>,
@@ -378,13 +380,24 @@ impl<S: Scheduler> CascadedDenoiser<S> {
         let [b, t_len] = control.dims();
         let device = control.device();
         let x0 = gaussian_like(&control);
-        let input = |x_t: Tensor<B, 2>, t: f64, latent: Option<LatentInput<B>>| FlowInput {
-            gene_ids: gene_ids.clone(),
-            x_t,
-            t: Tensor::<B, 1>::full([b], t, &device),
-            ctrl: control.clone(),
-            pert_ids: pert_ids.clone(),
-            latent,
+        let ctx = (!B::ad_enabled(&device))
+            .then(|| model.context(gene_ids.clone(), control.clone(), pert_ids.clone(), mask));
+        let evaluate = |x_t: Tensor<B, 2>, t: f64, latent: Option<LatentInput<B>>| {
+            let t = Tensor::<B, 1>::full([b], t, &device);
+            match &ctx {
+                Some(ctx) => model.forward_in(ctx, x_t, t, latent),
+                None => {
+                    let input = FlowInput {
+                        gene_ids: gene_ids.clone(),
+                        x_t,
+                        t,
+                        ctrl: control.clone(),
+                        pert_ids: pert_ids.clone(),
+                        latent,
+                    };
+                    model.forward(input, mask)
+                }
+            }
         };
         // Stage 1 (CCFM): the latent from noise, the expression input held at x0, t_expr = 0.
         let latent = match model.latent_dim() {
@@ -397,12 +410,11 @@ impl<S: Scheduler> CascadedDenoiser<S> {
                         z_t: z.clone(),
                         t_latent: t_lat.clone(),
                     };
-                    let out = model.forward(input(x0.clone(), 0.0, Some(li)), mask)?;
-                    Ok(self.velocity(
-                        out.latent.expect("a CCFM model returns its latent"),
-                        z,
-                        t_lat,
-                    ))
+                    let out = evaluate(x0.clone(), 0.0, Some(li))?;
+                    let v = out
+                        .latent
+                        .ok_or(ModelError::Mode("a CCFM model returns its latent"))?;
+                    Ok(self.velocity(v, z, t_lat))
                 };
                 Some(self.integrate(stage1, z0, self.config.sampler.latent_time_points)?)
             }
@@ -414,7 +426,7 @@ impl<S: Scheduler> CascadedDenoiser<S> {
                 z_t,
                 t_latent: one.clone(),
             });
-            let out = model.forward(input(x.clone(), t, li), mask)?;
+            let out = evaluate(x.clone(), t, li)?;
             Ok(self.velocity(out.expr, x, Tensor::<B, 1>::full([b], t, &device)))
         };
         let x1 = self.integrate(stage2, x0, self.config.sampler.expr_time_points)?;

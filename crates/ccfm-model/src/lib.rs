@@ -23,5 +23,5 @@ pub use denoiser::{
 };
 pub use error::ModelError;
 pub use model::{
-    CascadedFlowModel, FlowInput, FlowOutput, LatentInput, LatentStream, LayerOutput, Tokens,
+    CascadedFlowModel, FlowContext, FlowInput, FlowOutput, LatentInput, LatentStream, LayerOutput,
 };

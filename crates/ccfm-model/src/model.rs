@@ -87,17 +87,18 @@ pub struct FlowOutput<B: Backend> {
     pub latent: Option<Tensor<B, 3>>,
 }
 
-/// The token streams of the first stage (scDFM's names in the comments).
+/// What every velocity evaluation of one batch shares: none of it depends on the state `x_t`,
+/// the time or the latent, so generation computes it once per batch
+/// ([`CascadedFlowModel::context`]).
 #[derive(Debug, Clone)]
-pub struct Tokens<B: Backend> {
-    /// `(B, T, d)` gene embeddings, shared by the cells.
+pub struct FlowContext<B: Backend> {
+    /// `(B, T, d)` gene embeddings (the gene encoder over the vocabulary), shared by the cells.
     pub genes: Tensor<B, 3>,
-    /// `value_encoder_1(x_t) + genes`.
-    pub value: Tensor<B, 3>,
-    /// `value_encoder_2(ctrl) + genes` (the blocks' memory).
+    /// `value_encoder_2(ctrl) + genes`: the control tokens, the blocks' memory.
     pub control: Tensor<B, 3>,
-    /// `fusion_layer([value, control])`, the blocks' input.
-    pub fused: Tensor<B, 3>,
+    /// `(B, d)` perturbation embedding and `(B, T, d)` its tokens.
+    pub pert: Tensor<B, 2>,
+    pub pert_tokens: Tensor<B, 3>,
 }
 
 /// One backbone layer's intermediate values: after GeneadaLN, after the adapter, after the block.
@@ -196,7 +197,39 @@ impl<B: Backend> CascadedFlowModel<B> {
         input: FlowInput<B>,
         mask: &CoexpressionMask<B>,
     ) -> Result<FlowOutput<B>, ModelError> {
-        let latent = match (&self.latent, input.latent) {
+        let ctx = self.context(input.gene_ids, input.ctrl, input.pert_ids, mask);
+        self.forward_in(&ctx, input.x_t, input.t, input.latent)
+    }
+
+    /// The state-independent part of a forward pass for the cells of `ctrl (B, T)`.
+    pub fn context(
+        &self,
+        gene_ids: Tensor<B, 1, Int>,
+        ctrl: Tensor<B, 2>,
+        pert_ids: Tensor<B, 2, Int>,
+        mask: &CoexpressionMask<B>,
+    ) -> FlowContext<B> {
+        let [b, t] = ctrl.dims();
+        let genes = self.gene_embedding(gene_ids, b, mask);
+        let control = self.value_encoder_2.forward(ctrl) + genes.clone();
+        let pert = self.perturbation_embedding(pert_ids, mask);
+        FlowContext {
+            pert_tokens: self.perturbation_tokens(pert.clone(), t),
+            genes,
+            control,
+            pert,
+        }
+    }
+
+    /// The forward pass at state `x_t (B, T)` and time `t (B,)` in a precomputed context.
+    pub fn forward_in(
+        &self,
+        ctx: &FlowContext<B>,
+        x_t: Tensor<B, 2>,
+        t: Tensor<B, 1>,
+        latent: Option<LatentInput<B>>,
+    ) -> Result<FlowOutput<B>, ModelError> {
+        let latent = match (&self.latent, latent) {
             (Some(stream), Some(l)) => Some((stream, l)),
             (None, None) => None,
             (Some(_), None) => {
@@ -210,25 +243,19 @@ impl<B: Backend> CascadedFlowModel<B> {
                 ))
             }
         };
-        let [b, _] = input.x_t.dims();
-        let genes = self.gene_embedding(input.gene_ids, b, mask);
-        let tokens = self.tokens(genes, input.x_t, input.ctrl);
-        let pert = self.perturbation_embedding(input.pert_ids, mask);
-        let t_emb = self.t_embedder.forward(input.t);
-        let (mut h, c) = (tokens.fused.clone(), t_emb);
-        let c = match &latent {
-            Some((stream, l)) => {
-                h = h + stream.latent_embedder.forward(l.z_t.clone());
-                c + stream.t_latent_embedder.forward(l.t_latent.clone()) + pert.clone()
-            }
-            None => c,
-        };
-        let pert_tokens = self.perturbation_tokens(pert, tokens.genes.dims()[1]);
+        let (_, mut h) = self.fuse(ctx, x_t);
+        let mut c = self.t_embedder.forward(t);
+        if let Some((stream, l)) = &latent {
+            h = h + stream.latent_embedder.forward(l.z_t.clone());
+            c = c + stream.t_latent_embedder.forward(l.t_latent.clone()) + ctx.pert.clone();
+        }
         for i in 0..self.blocks.len() {
-            h = self.layer(i, &tokens, h, &pert_tokens, &c).block;
+            h = self.layer(i, ctx, h, &c).block;
         }
         let latent = latent.map(|(stream, _)| stream.latent_decoder.forward(h.clone(), c));
-        let expr = self.final_layer.forward(self.decoder_input(h, pert_tokens));
+        let expr = self
+            .final_layer
+            .forward(self.decoder_input(h, ctx.pert_tokens.clone()));
         Ok(FlowOutput { expr, latent })
     }
 
@@ -244,19 +271,13 @@ impl<B: Backend> CascadedFlowModel<B> {
         e.unsqueeze_dim::<3>(0).expand([b, t, d])
     }
 
-    /// The value, control and fused token streams.
-    pub fn tokens(&self, genes: Tensor<B, 3>, x_t: Tensor<B, 2>, ctrl: Tensor<B, 2>) -> Tokens<B> {
-        let value = self.value_encoder_1.forward(x_t) + genes.clone();
-        let control = self.value_encoder_2.forward(ctrl) + genes.clone();
+    /// The value tokens `value_encoder_1(x_t) + genes` and their fusion with the control tokens.
+    pub fn fuse(&self, ctx: &FlowContext<B>, x_t: Tensor<B, 2>) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let value = self.value_encoder_1.forward(x_t) + ctx.genes.clone();
         let fused = self
             .fusion_layer
-            .forward(Tensor::cat(vec![value.clone(), control.clone()], 2));
-        Tokens {
-            genes,
-            value,
-            control,
-            fused,
-        }
+            .forward(Tensor::cat(vec![value.clone(), ctx.control.clone()], 2));
+        (value, fused)
     }
 
     /// The perturbation embedding `(B, d)` repeated over the `t` tokens.
@@ -269,15 +290,14 @@ impl<B: Backend> CascadedFlowModel<B> {
     pub fn layer(
         &self,
         i: usize,
-        tokens: &Tokens<B>,
+        ctx: &FlowContext<B>,
         h: Tensor<B, 3>,
-        pert_tokens: &Tensor<B, 3>,
         c: &Tensor<B, 2>,
     ) -> LayerOutput<B> {
-        let adaln = self.gene_adaLN[i].forward(tokens.genes.clone(), h);
-        let adapter =
-            self.adapter_layer[i].forward(Tensor::cat(vec![adaln.clone(), pert_tokens.clone()], 2));
-        let block = self.blocks[i].forward(adapter.clone(), tokens.control.clone(), c.clone());
+        let adaln = self.gene_adaLN[i].forward(ctx.genes.clone(), h);
+        let adapter = self.adapter_layer[i]
+            .forward(Tensor::cat(vec![adaln.clone(), ctx.pert_tokens.clone()], 2));
+        let block = self.blocks[i].forward(adapter.clone(), ctx.control.clone(), c.clone());
         LayerOutput {
             adaln,
             adapter,

@@ -126,29 +126,23 @@ fn forward_matches(case_name: &str) {
     let (x_t, t): (Tensor<B, 2>, Tensor<B, 1>) =
         (f.float("input.x_t", &device), f.float("input.t", &device));
     let m = &c.model;
-    let b = x_t.dims()[0];
-    let tokens = m.tokens(
-        m.gene_embedding(c.gene_ids.clone(), b, &c.mask),
-        x_t.clone(),
-        c.ctrl.clone(),
-    );
-    check("gene_emb", tokens.genes.clone());
-    check("value_emb_1", tokens.value.clone());
-    check("value_emb_2", tokens.control.clone());
-    check("fusion", tokens.fused.clone());
+    let ctx = m.context(c.gene_ids.clone(), c.ctrl.clone(), c.pert.clone(), &c.mask);
+    let (value, fused) = m.fuse(&ctx, x_t.clone());
+    check("gene_emb", ctx.genes.clone());
+    check("value_emb_1", value);
+    check("value_emb_2", ctx.control.clone());
+    check("fusion", fused.clone());
     let t_emb = m.t_embedder.forward(t.clone());
     assert_close("t_emb", &values(t_emb.clone()), f.f32s("output.t_emb"), TOL);
-    let pert = m.perturbation_embedding(c.pert.clone(), &c.mask);
     assert_close(
         "pert_emb",
-        &values(pert.clone()),
+        &values(ctx.pert.clone()),
         f.f32s("output.pert_emb"),
         TOL,
     );
-    let pert_tokens = m.perturbation_tokens(pert, tokens.genes.dims()[1]);
-    let mut h = tokens.fused.clone();
+    let mut h = fused;
     for i in 0..m.blocks.len() {
-        let out = m.layer(i, &tokens, h, &pert_tokens, &t_emb);
+        let out = m.layer(i, &ctx, h, &t_emb);
         for (name, t) in [
             ("adaln", &out.adaln),
             ("adapter", &out.adapter),
@@ -158,7 +152,7 @@ fn forward_matches(case_name: &str) {
         }
         h = out.block;
     }
-    check("decoder_in", m.decoder_input(h, pert_tokens));
+    check("decoder_in", m.decoder_input(h, ctx.pert_tokens.clone()));
     // And the whole pass.
     assert_close(
         "velocity",
