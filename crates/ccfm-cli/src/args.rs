@@ -83,6 +83,10 @@ pub enum Command {
         after_help = "Example:\n  ccfm completions bash > ~/.local/share/bash-completion/completions/ccfm"
     )]
     Completions(CompletionsArgs),
+    /// Time the reference benchmark's configurations on this build's backend: a training step
+    /// (forward, loss, backward, Adam), one velocity evaluation, and (DEMO configs) generating 48
+    /// cells. Synthetic inputs; compare with the PyTorch reference (docs/performance.md).
+    Bench(BenchArgs),
 }
 
 /// How to read a perturbation file.
@@ -303,6 +307,21 @@ pub struct SynthArgs {
     /// Output .h5ad path.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `ccfm bench`'s arguments.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// DEMO, DEMO_CCFM, SMALL, SMALL_CCFM, PAPER or PAPER_CCFM.
+    #[arg(long)]
+    pub config: ccfm_train::bench::BenchConfig,
+    /// Print one JSON line {config, train_step_s, infer_fwd_s, generate_s, peak_rss_mib, threads}.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed repetitions of each part (default: the reference's, 15 training steps and 25
+    /// evaluations, 3 generations; fewer at the paper's size), after the warm-up.
+    #[arg(long)]
+    pub reps: Option<usize>,
 }
 
 /// `ccfm report`'s arguments.

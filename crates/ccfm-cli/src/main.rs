@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => commands::embed(&a),
         Command::Synth(a) => commands::synth(&a),
         Command::Completions(a) => commands::completions(&a),
+        Command::Bench(a) => run::bench(&a, device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use ccfm_train::{
     TrainEvent, TrainOptions,
 };
 
-use crate::args::{DemoArgs, PredictArgs, ReportArgs, TrainArgs};
+use crate::args::{BenchArgs, DemoArgs, PredictArgs, ReportArgs, TrainArgs};
 use crate::backend::{self, SelectedAutodiff};
 use crate::progress;
 
@@ -240,5 +240,39 @@ pub fn report(a: &ReportArgs, device: Option<usize>) -> CliResult {
     print!("{}", ccfm_train::demo::format_table(&rows));
     println!("report: {}", s.report.display());
     println!("means:  {}", s.json.display());
+    Ok(())
+}
+
+pub fn bench(a: &BenchArgs, device: Option<usize>) -> CliResult {
+    use ccfm_train::bench::{run_bench, Reps};
+    let device = backend::device(device)?;
+    let mut reps = Reps::default_for(a.config);
+    if let Some(n) = a.reps {
+        let n = n.max(1);
+        (reps.train, reps.infer, reps.generate) = (n, n, n);
+    }
+    if !a.json {
+        eprintln!(
+            "ccfm {}: timing {} ({} + {} training steps, {} + {} evaluations)",
+            backend::version(),
+            a.config.name(),
+            reps.warmup,
+            reps.train,
+            reps.warmup,
+            reps.infer
+        );
+    }
+    let r = run_bench::<SelectedAutodiff>(a.config, reps, &device)?;
+    if a.json {
+        println!("{}", r.to_json());
+        return Ok(());
+    }
+    let f = |v: Option<f64>, unit: &str| v.map(|x| format!("{x:.4} {unit}")).unwrap_or("-".into());
+    println!("config        {}", r.config);
+    println!("train step    {}", f(Some(r.train_step_s), "s"));
+    println!("forward       {}", f(Some(r.infer_fwd_s), "s"));
+    println!("generate 48   {}", f(r.generate_s, "s"));
+    println!("peak RSS      {}", f(r.peak_rss_mib, "MiB"));
+    println!("threads       {}", r.threads);
     Ok(())
 }

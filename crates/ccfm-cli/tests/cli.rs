@@ -411,3 +411,26 @@ fn a_bad_binning_choice_lists_the_valid_ones() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_prints_the_reference_figures_as_one_json_line() {
+    let out = ccfm(&["bench", "--config", "demo_ccfm", "--json", "--reps", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(v["config"], "DEMO_CCFM");
+    for key in ["train_step_s", "infer_fwd_s", "generate_s"] {
+        let s = v[key].as_f64().unwrap_or(f64::NAN);
+        assert!(s.is_finite() && s > 0.0, "{key}: {v}");
+    }
+    assert!(v["threads"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    // SMALL has no generation figure; a wrong name lists the configurations.
+    let out = ccfm(&["bench", "--config", "SMAL"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("DEMO, DEMO_CCFM, SMALL"), "{stderr}");
+}

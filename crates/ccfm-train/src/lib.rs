@@ -13,6 +13,7 @@
 //!
 //! Everything is generic over the Burn backend; training needs an autodiff backend.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
