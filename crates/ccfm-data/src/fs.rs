@@ -6,20 +6,21 @@ use crate::DataError;
 
 /// Write `bytes` to `path` via a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    // Unique per process and call, so threads writing the same path do not share a temp file.
+    write_atomic_io(path, bytes).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        detail: format!("writing: {e}"),
+    })
+}
+
+/// [`write_atomic`] with the I/O error as it is: a temporary file in the same folder, unique per
+/// process and call (threads writing the same path do not share it), removed when a step fails.
+pub fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
-    let io = |e: std::io::Error| DataError::Io {
-        path: path.to_path_buf(),
-        detail: format!("writing: {e}"),
-    };
-    std::fs::write(&tmp, bytes).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
 }

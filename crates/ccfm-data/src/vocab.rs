@@ -121,18 +121,11 @@ impl GeneVocab {
     /// Write the JSON atomically (a temporary file in the same folder, then a rename).
     pub fn write_json(&self, path: impl AsRef<Path>) -> Result<(), VocabError> {
         let path = path.as_ref();
-        let io = |source| VocabError::Io {
-            path: path.into(),
-            source,
-        };
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, self.to_json()).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
+        crate::fs::write_atomic_io(path, self.to_json().as_bytes()).map_err(|source| {
+            VocabError::Io {
+                path: path.into(),
+                source,
+            }
         })
     }
 
