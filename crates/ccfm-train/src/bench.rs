@@ -273,20 +273,17 @@ impl<B: AutodiffBackend> Bench<B> {
     fn time_training(&self, reps: Reps) -> Result<f64, TrainError> {
         let denoiser = CascadedDenoiser::new(DenoiserConfig::default())?;
         let mut optim = TrainOptimizer::<CascadedFlowModel<B>, B>::new(&TrainSection::default());
-        let mut model = self.model.clone();
-        let mut times = Vec::new();
-        for i in 0..reps.warmup + reps.train {
-            let started = Instant::now();
-            let parts = denoiser.train_step(&model, &self.mask, self.batch.clone())?;
-            let grads = GradientsParams::from_grads(parts.total.backward(), &model);
-            model = optim.step(1e-4, model, grads);
+        // Taken for each step and put back, so the optimiser owns the only handle to the weights.
+        let mut model = Some(self.model.clone());
+        median_seconds(reps.warmup, reps.train, || {
+            let m = model.take().expect("put back after every step");
+            let parts = denoiser.train_step(&m, &self.mask, self.batch.clone())?;
+            let grads = GradientsParams::from_grads(parts.total.backward(), &m);
+            model = Some(optim.step(1e-4, m, grads));
             // Wait for the device: read one value back.
             let _ = parts.expr.into_data();
-            if i >= reps.warmup {
-                times.push(started.elapsed().as_secs_f64());
-            }
-        }
-        Ok(median(times))
+            Ok(())
+        })
     }
 
     /// Median seconds of one velocity evaluation on the inner backend.
@@ -310,16 +307,11 @@ impl<B: AutodiffBackend> Bench<B> {
             pert_ids: self.batch.pert_ids.clone().inner(),
             latent,
         };
-        let mut times = Vec::new();
-        for i in 0..reps.warmup + reps.infer {
-            let started = Instant::now();
+        median_seconds(reps.warmup, reps.infer, || {
             let out = model.forward(input.clone(), &self.inner_mask)?;
             let _ = out.expr.into_data();
-            if i >= reps.warmup {
-                times.push(started.elapsed().as_secs_f64());
-            }
-        }
-        Ok(median(times))
+            Ok(())
+        })
     }
 
     /// Median seconds of generating 48 cells (RK4 3/8 on 8 points, both stages in CCFM).
@@ -338,9 +330,8 @@ impl<B: AutodiffBackend> Bench<B> {
             ..Default::default()
         })?;
         let cells = batch::<B::InnerBackend>(&self.shape, CELLS, &self.device);
-        let mut times = Vec::new();
-        for i in 0..reps.warmup.min(1) + reps.generate {
-            let started = Instant::now();
+        // One warm-up at most: a generation is many evaluations.
+        median_seconds(reps.warmup.min(1), reps.generate, || {
             let g = denoiser.generate(
                 model,
                 &self.inner_mask,
@@ -349,11 +340,8 @@ impl<B: AutodiffBackend> Bench<B> {
                 cells.pert_ids.clone(),
             )?;
             let _ = g.expression.into_data();
-            if i >= reps.warmup.min(1) {
-                times.push(started.elapsed().as_secs_f64());
-            }
-        }
-        Ok(median(times))
+            Ok(())
+        })
     }
 }
 
@@ -399,6 +387,23 @@ pub fn random_mask(m: usize, k: usize, seed: u64) -> Vec<bool> {
         }
     }
     blocked
+}
+
+/// Run `f` `warmup` times untimed, then `reps` times timed; the median seconds.
+fn median_seconds(
+    warmup: usize,
+    reps: usize,
+    mut f: impl FnMut() -> Result<(), TrainError>,
+) -> Result<f64, TrainError> {
+    let mut times = Vec::with_capacity(reps);
+    for i in 0..warmup + reps {
+        let started = Instant::now();
+        f()?;
+        if i >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(times))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

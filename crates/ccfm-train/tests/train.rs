@@ -92,6 +92,20 @@ fn train(
     )
 }
 
+/// Resume a run quietly on the CPU.
+fn resume(run: &Path) -> Result<TrainSummary, TrainError> {
+    train_resume::<B>(
+        run,
+        &Default::default(),
+        TrainOptions {
+            observer: &mut |_: &TrainEvent| {},
+            stop_after: None,
+            stop: None,
+            cache_dir: None,
+        },
+    )
+}
+
 fn files(checkpoint: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(checkpoint)
         .unwrap()
@@ -111,24 +125,13 @@ fn resume_matches_uninterrupted(latent: bool, extra: &[&str]) {
     let _turn = serial();
     let dir = tmp(&format!("resume-{latent}-{}", extra.len()));
     let cfg = tiny_config(&dir, latent, extra);
-    let device = Default::default();
     let full = train(cfg.clone(), &dir.join("full"), None).unwrap();
     // Stop after step 5 (the last checkpoint is step 4), then resume.
     let part = dir.join("part");
     train(cfg, &part, Some(5)).unwrap();
     assert!(part.join("checkpoints/step-00000004").is_dir());
     assert!(!part.join("checkpoints/step-00000006").exists());
-    let resumed = train_resume::<B>(
-        &part,
-        &device,
-        TrainOptions {
-            observer: &mut |_: &TrainEvent| {},
-            stop_after: None,
-            stop: None,
-            cache_dir: None,
-        },
-    )
-    .unwrap();
+    let resumed = resume(&part).unwrap();
     assert_eq!(resumed.resumed_from, Some(4));
     let (a, b) = (files(&full.checkpoint), files(&resumed.checkpoint));
     assert_eq!(
@@ -367,17 +370,7 @@ fn a_checkpoint_from_another_config_is_refused() {
     .unwrap_err();
     assert!(matches!(e, TrainError::Run { .. }), "{e}");
     assert!(e.to_string().contains("`model.d_model` differs"), "{e}");
-    let e = train_resume::<B>(
-        &run,
-        &device,
-        TrainOptions {
-            observer: &mut |_: &TrainEvent| {},
-            stop_after: None,
-            stop: None,
-            cache_dir: None,
-        },
-    )
-    .unwrap_err();
+    let e = resume(&run).unwrap_err();
     assert!(e.to_string().contains("`model.d_model` differs"), "{e}");
     // Weights that belong to another model are refused too, whatever the config says.
     std::fs::write(&path, &text).unwrap();
@@ -541,17 +534,7 @@ fn runs_of_the_earlier_layout_still_predict_and_resume() {
     predict::<B>(&run, &old, &PredictOptions::default(), &device, &mut say).unwrap();
     assert_eq!(x_of(&new), x_of(&old));
     // Resumed, it ends where an uninterrupted run ends.
-    let resumed = train_resume::<B>(
-        &run,
-        &device,
-        TrainOptions {
-            observer: &mut |_: &TrainEvent| {},
-            stop_after: None,
-            stop: None,
-            cache_dir: None,
-        },
-    )
-    .unwrap();
+    let resumed = resume(&run).unwrap();
     let full = train(cfg, &dir.join("full"), None).unwrap();
     assert_eq!(files(&full.checkpoint), files(&resumed.checkpoint));
     std::fs::remove_dir_all(&dir).unwrap();
