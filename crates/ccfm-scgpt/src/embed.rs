@@ -32,6 +32,21 @@ pub struct TokenBatch {
     pub columns: Vec<Vec<usize>>,
 }
 
+impl TokenBatch {
+    /// The cells `rows` only, padded to the same length.
+    pub fn rows(self, rows: std::ops::Range<usize>) -> Self {
+        let l = self.len;
+        let span = rows.start * l..rows.end * l;
+        Self {
+            len: l,
+            genes: self.genes[span.clone()].to_vec(),
+            values: self.values[span.clone()].to_vec(),
+            pad: self.pad[span].to_vec(),
+            columns: self.columns[rows].to_vec(),
+        }
+    }
+}
+
 /// Settings of tokenisation.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenizeOptions {

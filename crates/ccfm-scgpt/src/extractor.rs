@@ -10,6 +10,8 @@
 //! `(z − μ) / (σ + 1e-6)`, optionally clamped, times `target_std`. Positions that are not
 //! tokens stay exactly 0. The output is plain data: no gradient reaches scGPT.
 
+use std::ops::Range;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
@@ -46,6 +48,54 @@ impl Default for ExtractorConfig {
     }
 }
 
+/// Count, mean and sum of squared deviations of a block of `(n, d)` rows: what
+/// [`FeatureStats::merge`] adds, and what data-parallel ranks combine before it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moments {
+    pub count: u64,
+    pub mean: Vec<f64>,
+    pub m2: Vec<f64>,
+}
+
+impl Moments {
+    /// The moments of the rows of a `(n, d)` block.
+    pub fn of(rows: &[f32], d: usize) -> Self {
+        let n = rows.len() / d.max(1);
+        let mut mean = vec![0.0f64; d];
+        let mut m2 = vec![0.0f64; d];
+        if n == 0 {
+            return Self { count: 0, mean, m2 };
+        }
+        for r in rows.chunks(d) {
+            for (m, &v) in mean.iter_mut().zip(r) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        for r in rows.chunks(d) {
+            for k in 0..d {
+                m2[k] += (r[k] as f64 - mean[k]).powi(2);
+            }
+        }
+        Self {
+            count: n as u64,
+            mean,
+            m2,
+        }
+    }
+
+    /// The moments of the token positions of `(positions, d)` features.
+    pub fn of_tokens(feats: &[f32], token: &[bool], d: usize) -> Self {
+        let rows: Vec<f32> = token
+            .iter()
+            .enumerate()
+            .filter(|(_, &tk)| tk)
+            .flat_map(|(p, _)| feats[p * d..(p + 1) * d].iter().copied())
+            .collect();
+        Self::of(&rows, d)
+    }
+}
+
 /// Per-dimension running mean and variance of token features (Chan's parallel update).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureStats {
@@ -70,31 +120,22 @@ impl FeatureStats {
 
     /// Add the rows of a `(n, d)` block.
     pub fn update(&mut self, rows: &[f32], d: usize) {
-        let n = (rows.len() / d) as u64;
-        if n == 0 {
+        self.merge(&Moments::of(rows, d));
+    }
+
+    /// Add a block summarised by its moments (Chan's parallel update).
+    pub fn merge(&mut self, block: &Moments) {
+        if block.count == 0 {
             return;
         }
-        let mut bmean = vec![0.0f64; d];
-        for r in rows.chunks(d) {
-            for (m, &v) in bmean.iter_mut().zip(r) {
-                *m += v as f64;
-            }
-        }
-        bmean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut bm2 = vec![0.0f64; d];
-        for r in rows.chunks(d) {
-            for k in 0..d {
-                bm2[k] += (r[k] as f64 - bmean[k]).powi(2);
-            }
-        }
-        let (na, nb) = (self.count as f64, n as f64);
+        let (na, nb) = (self.count as f64, block.count as f64);
         let total = na + nb;
-        for k in 0..d {
-            let delta = bmean[k] - self.mean[k];
+        for k in 0..self.mean.len() {
+            let delta = block.mean[k] - self.mean[k];
             self.mean[k] += delta * nb / total;
-            self.m2[k] += bm2[k] + delta * delta * na * nb / total;
+            self.m2[k] += block.m2[k] + delta * delta * na * nb / total;
         }
-        self.count += n;
+        self.count += block.count;
     }
 
     /// Population standard deviation per dimension.
@@ -191,8 +232,21 @@ impl<B: Backend> FrozenScgptExtractor<B> {
         gene_idx: &[usize],
         device: &B::Device,
     ) -> (Vec<f32>, Vec<bool>) {
+        let b = values.len() / gene_idx.len().max(1);
+        self.raw_features_rows(values, gene_idx, 0..b, device)
+    }
+
+    /// [`Self::raw_features`] of the cells `rows` of the batch only: every cell is tokenised,
+    /// so that the random tie-break stream advances as for the whole batch, and only `rows` go
+    /// through the encoder (one data-parallel rank's shard). Positions are `(rows.len(), t)`.
+    pub fn raw_features_rows(
+        &mut self,
+        values: &[f32],
+        gene_idx: &[usize],
+        rows: Range<usize>,
+        device: &B::Device,
+    ) -> (Vec<f32>, Vec<bool>) {
         let t = gene_idx.len();
-        let b = values.len() / t.max(1);
         let d = self.dim();
         let ids: Vec<Option<usize>> = gene_idx.iter().map(|&g| self.vocab_ids[g]).collect();
         let args = &self.model.args;
@@ -205,8 +259,8 @@ impl<B: Backend> FrozenScgptExtractor<B> {
         let pad_id =
             (self.model.vocab.id(&args.pad_token)).expect("checked by ScgptModel::from_dir");
         let cls_id = self.model.vocab.id("<cls>").expect("added on read");
-        let tb = tokenize(values, &ids, pad_id, cls_id, &opts, &mut self.rng);
-        let l = tb.len;
+        let tb = tokenize(values, &ids, pad_id, cls_id, &opts, &mut self.rng).rows(rows);
+        let (l, b) = (tb.len, tb.columns.len());
         let (out, columns) = run_encoder(&self.model, tb, device);
         let mut feats = vec![0f32; b * t * d];
         let mut token = vec![false; b * t];
@@ -220,6 +274,18 @@ impl<B: Backend> FrozenScgptExtractor<B> {
         (feats, token)
     }
 
+    /// Add one batch's token moments to the running statistics (until they freeze).
+    pub fn observe(&mut self, batch: &Moments) {
+        if self.stats.frozen {
+            return;
+        }
+        self.stats.merge(batch);
+        self.stats.batches += 1;
+        if self.stats.batches >= self.config.stats_batches {
+            self.stats.frozen = true;
+        }
+    }
+
     /// Normalised features `(B, T, d)` for `values` `(B, T)` over the model genes `gene_idx`.
     /// Updates the running statistics until they freeze.
     pub fn extract(
@@ -228,23 +294,25 @@ impl<B: Backend> FrozenScgptExtractor<B> {
         gene_idx: &[usize],
         device: &B::Device,
     ) -> Tensor<B, 3> {
-        let t = gene_idx.len();
-        let b = values.len() / t.max(1);
-        let d = self.dim();
-        let (mut feats, token) = self.raw_features(values, gene_idx, device);
+        let (feats, token) = self.raw_features(values, gene_idx, device);
         if !self.stats.frozen {
-            let rows: Vec<f32> = token
-                .iter()
-                .enumerate()
-                .filter(|(_, &tk)| tk)
-                .flat_map(|(p, _)| feats[p * d..(p + 1) * d].to_vec())
-                .collect();
-            self.stats.update(&rows, d);
-            self.stats.batches += 1;
-            if self.stats.batches >= self.config.stats_batches {
-                self.stats.frozen = true;
-            }
+            let moments = Moments::of_tokens(&feats, &token, self.dim());
+            self.observe(&moments);
         }
+        self.normalise(feats, &token, gene_idx.len(), device)
+    }
+
+    /// Raw features `(positions, d)` normalised with the current statistics into `(B, t, d)`:
+    /// `(z − μ) / (σ + 1e-6)`, clamped when configured, times `target_std`; 0 off tokens.
+    pub fn normalise(
+        &self,
+        mut feats: Vec<f32>,
+        token: &[bool],
+        t: usize,
+        device: &B::Device,
+    ) -> Tensor<B, 3> {
+        let d = self.dim();
+        let b = token.len() / t.max(1);
         let (mean, std) = (self.stats.mean.clone(), self.stats.std());
         for (p, &tk) in token.iter().enumerate() {
             for k in 0..d {

@@ -21,5 +21,5 @@ pub use checkpoint::{load_weights, ScgptModel};
 pub use config::{InputEmbStyle, ScgptArgs, ScgptVocab};
 pub use embed::{embed_cells, tokenize, EmbedOptions, Embeddings, TokenBatch, TokenizeOptions};
 pub use error::ScgptError;
-pub use extractor::{ExtractorConfig, FeatureStats, FrozenScgptExtractor};
+pub use extractor::{ExtractorConfig, FeatureStats, FrozenScgptExtractor, Moments};
 pub use model::{ScgptEncoder, ScgptEncoderConfig};
