@@ -10,7 +10,7 @@
 //! generated latent held clean (`t_latent = 1`); the result is clamped at 0. In scDFM mode only
 //! stage 2 runs, without a latent.
 
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Distribution, Int, Tensor, TensorData};
 use ccfm_flow::{
     gaussian_like, integrate, median_sigmas, mmd2_unbiased_multi_sigma, AffineProbPath,
     CascadedTimeSampler, CondOt, OdeMethod, Scheduler, TimeGrid, SCDFM_SIGMA_SCALES,
@@ -178,6 +178,32 @@ impl Default for CascadedDenoiser<CondOt> {
     }
 }
 
+/// The random draws of one training batch: expression noise `(B, T)`, the cascaded times
+/// and, in CCFM, latent noise `(B, T, d)`.
+#[derive(Debug, Clone)]
+pub struct StepNoise<B: Backend> {
+    pub x0: Tensor<B, 2>,
+    pub times: ccfm_flow::CascadedTimes<B>,
+    pub z0: Option<Tensor<B, 3>>,
+}
+
+impl<B: Backend> StepNoise<B> {
+    /// The draws of the cells `rows` (one data-parallel rank's shard of the global batch).
+    pub fn rows(self, rows: std::ops::Range<usize>) -> Self {
+        let t = self.times;
+        Self {
+            x0: self.x0.slice(rows.clone()),
+            times: ccfm_flow::CascadedTimes {
+                t_expr: t.t_expr.slice(rows.clone()),
+                t_latent: t.t_latent.slice(rows.clone()),
+                w_expr: t.w_expr.slice(rows.clone()),
+                w_latent: t.w_latent.slice(rows.clone()),
+            },
+            z0: self.z0.map(|z| z.slice(rows)),
+        }
+    }
+}
+
 /// What the MMD term compares: the estimated and the true endpoints, and which samples of the
 /// batch are expression samples (`w_expr`).
 struct MmdInput<B: Backend> {
@@ -256,22 +282,21 @@ impl<S: Scheduler> CascadedDenoiser<S> {
         }
     }
 
-    /// The loss of one batch (backpropagate `total` on an autodiff backend). In scDFM mode
-    /// every sample is an expression sample; in CCFM the cascaded sampler decides.
-    pub fn train_step<B: Backend>(
+    /// The random draws of a batch of `b` cells over `t` genes, in their fixed order:
+    /// expression noise, times, latent noise (CCFM only). In scDFM mode every sample is an
+    /// expression sample; in CCFM the cascaded sampler decides.
+    pub fn draw_noise<B: Backend>(
         &self,
         model: &CascadedFlowModel<B>,
-        mask: &CoexpressionMask<B>,
-        batch: TrainBatch<B>,
-    ) -> Result<LossParts<B>, ModelError> {
-        let [b, _] = check_batch(&batch)?;
-        let device = batch.target.device();
-        // Random draws in a fixed order: expression noise, times, latent noise.
-        let x0 = gaussian_like(&batch.target);
+        [b, t]: [usize; 2],
+        device: &B::Device,
+    ) -> StepNoise<B> {
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x0 = Tensor::random([b, t], normal, device);
         let times = match model.has_latent() {
-            true => self.config.objective.times.sample::<B>(b, &device),
+            true => self.config.objective.times.sample::<B>(b, device),
             false => {
-                let t = self.config.objective.times.expr.sample::<B>(b, &device);
+                let t = self.config.objective.times.expr.sample::<B>(b, device);
                 ccfm_flow::CascadedTimes {
                     t_latent: t.ones_like(),
                     w_expr: t.ones_like(),
@@ -280,11 +305,57 @@ impl<S: Scheduler> CascadedDenoiser<S> {
                 }
             }
         };
+        let z0 = model
+            .latent_dim()
+            .map(|d| Tensor::random([b, t, d], normal, device));
+        StepNoise { x0, times, z0 }
+    }
+
+    /// The loss of one batch (backpropagate `total` on an autodiff backend), with the batch's
+    /// random draws made here ([`Self::draw_noise`]).
+    pub fn train_step<B: Backend>(
+        &self,
+        model: &CascadedFlowModel<B>,
+        mask: &CoexpressionMask<B>,
+        batch: TrainBatch<B>,
+    ) -> Result<LossParts<B>, ModelError> {
+        let shape = check_batch(&batch)?;
+        let noise = self.draw_noise(model, shape, &batch.target.device());
+        self.train_step_with(model, mask, batch, noise)
+    }
+
+    /// The loss of one batch with given random draws (a data-parallel rank passes its rows of
+    /// the global batch's draws, [`StepNoise::rows`]).
+    pub fn train_step_with<B: Backend>(
+        &self,
+        model: &CascadedFlowModel<B>,
+        mask: &CoexpressionMask<B>,
+        batch: TrainBatch<B>,
+        noise: StepNoise<B>,
+    ) -> Result<LossParts<B>, ModelError> {
+        let [b, _] = check_batch(&batch)?;
+        let StepNoise { x0, times, z0 } = noise;
+        if x0.dims() != batch.target.dims() {
+            return Err(ModelError::Shape(format!(
+                "noise {:?} for a batch of {:?}",
+                x0.dims(),
+                batch.target.dims()
+            )));
+        }
         let expr = self.noised(x0, batch.target.clone(), times.t_expr.clone());
-        let latent = match (model.has_latent(), batch.z_target.clone()) {
-            (false, _) => None,
-            (true, Some(z)) => Some(self.noised(gaussian_like(&z), z, times.t_latent.clone())),
-            (true, None) => return Err(ModelError::MissingLatentTarget),
+        let latent = match (z0, batch.z_target.clone()) {
+            (None, _) => None,
+            (Some(z0), Some(z)) if z0.dims() == z.dims() => {
+                Some(self.noised(z0, z, times.t_latent.clone()))
+            }
+            (Some(z0), Some(z)) => {
+                return Err(ModelError::Shape(format!(
+                    "latent noise {:?} for a latent target of {:?}",
+                    z0.dims(),
+                    z.dims()
+                )))
+            }
+            (Some(_), None) => return Err(ModelError::MissingLatentTarget),
         };
         let out = model.forward(
             FlowInput {

@@ -19,7 +19,7 @@ pub mod model;
 pub use config::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
 pub use denoiser::{
     CascadedDenoiser, DenoiserConfig, Generated, LossParts, ObjectiveConfig, Prediction,
-    SamplerConfig, TrainBatch,
+    SamplerConfig, StepNoise, TrainBatch,
 };
 pub use error::ModelError;
 pub use model::{
