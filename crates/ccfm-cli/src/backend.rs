@@ -18,6 +18,15 @@ pub fn device(index: Option<usize>) -> CliResult<burn::tensor::Device<Selected>>
     Ok(ccfm::backend::device(index)?)
 }
 
+/// The device number of one rank of a data-parallel run: `--device` when given, else on a GPU
+/// build the rank's place on its node (one process per GPU), else the CPU.
+pub fn rank_device(explicit: Option<usize>, world: usize) -> Option<usize> {
+    let gpu = !matches!(NAME, "flex" | "ndarray");
+    explicit.or_else(|| {
+        (gpu && world > 1).then(|| ccfm_train::distributed::Launch::from_env().local_rank)
+    })
+}
+
 /// `ccfm --version`: the version and the backends compiled in.
 pub fn version() -> String {
     format!(

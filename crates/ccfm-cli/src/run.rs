@@ -1,10 +1,12 @@
 //! `ccfm train`, `ccfm predict` and `ccfm demo`: argument handling around `ccfm-train`.
 
 use crate::error::CliResult;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ccfm_train::demo::{run_demo, DemoOptions};
+use ccfm_train::distributed::GradSync;
 use ccfm_train::{
     predict_with_progress as predict_run, report_runs, train_new, train_resume, RunConfig,
     TrainEvent, TrainOptions,
@@ -19,6 +21,21 @@ fn say(line: String) {
 }
 
 pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
+    let sync = ccfm_train::distributed::from_environment()?;
+    if sync.world() == 1 {
+        return train_on(a, device, sync);
+    }
+    // A rank that fails ends every rank: the others would wait for it in the next collective.
+    let rank = sync.rank();
+    let result = train_on(a, device, sync.clone());
+    if let Err(e) = &result {
+        eprintln!("error (rank {rank} of {}): {}", sync.world(), e.one_line());
+        sync.abort(1);
+    }
+    result
+}
+
+fn train_on(a: TrainArgs, device: Option<usize>, sync: Rc<dyn GradSync>) -> CliResult {
     let TrainArgs {
         config,
         out,
@@ -26,9 +43,15 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
         set,
         stop_after,
     } = a;
-    let device = backend::device(device)?;
+    let device = backend::device(backend::rank_device(device, sync.world()))?;
+    let writer = sync.is_writer();
     let mut bar = progress::TrainBar::new();
-    let mut observer = |e: &TrainEvent| bar.observe(e);
+    // Rank 0 reports; the other ranks compute quietly.
+    let mut observer = |e: &TrainEvent| {
+        if writer {
+            bar.observe(e)
+        }
+    };
     let (stop, signal) = stop_on_signals()?;
     let cache = ccfm::cache::default_dir();
     let opts = TrainOptions {
@@ -36,8 +59,11 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
         stop_after,
         stop: Some(&stop),
         cache_dir: Some(&cache),
+        sync: Some(sync),
     };
-    eprintln!("ccfm {}", backend::version());
+    if writer {
+        eprintln!("ccfm {}", backend::version());
+    }
     let summary = match (config, out, resume) {
         (_, _, Some(run)) => train_resume::<SelectedAutodiff>(&run, &device, opts),
         (Some(config), Some(out), None) => {
@@ -49,16 +75,20 @@ pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
     let summary = summary?;
     if summary.interrupted {
         let sig = signal.load(Ordering::SeqCst);
-        eprintln!(
-            "stopped at step {} by {}; resume with `ccfm train --resume {}`",
-            summary.steps,
-            signal_name(sig),
-            summary.run.display()
-        );
+        if writer {
+            eprintln!(
+                "stopped at step {} by {}; resume with `ccfm train --resume {}`",
+                summary.steps,
+                signal_name(sig),
+                summary.run.display()
+            );
+        }
         // The shell's convention for a process ended by a signal.
         std::process::exit(128 + sig as i32);
     }
-    print_summary(&summary);
+    if writer {
+        print_summary(&summary);
+    }
     Ok(())
 }
 

@@ -66,6 +66,14 @@ pub struct CheckpointState {
     /// the field existed, read through `ccfm_model::legacy`).
     #[serde(default = "first_layout")]
     pub model_layout: u32,
+    /// Ranks of the data-parallel run that wrote it (1 in checkpoints written before the
+    /// field existed); a resume needs the same number.
+    #[serde(default = "one_rank")]
+    pub world_size: usize,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// The layout of the model's record that this version writes: 2 = the latent stream as one

@@ -170,6 +170,7 @@ pub fn train_predict_evaluate<B: AutodiffBackend>(
             stop_after: None,
             stop: None,
             cache_dir: pipe.cache_dir,
+            sync: None,
         },
     )?;
     say(format!(

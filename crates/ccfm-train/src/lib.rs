@@ -5,6 +5,7 @@
 //! - [`schedule`], [`optim`], [`ema`]: learning rate, Adam/AdamW, weight averaging.
 //! - [`checkpoint`]: run directories and atomic checkpoints.
 //! - [`train`]: the [`Trainer`] (step, validation, checkpoint), with exact resumption.
+//! - [`distributed`]: data-parallel training ([`distributed::GradSync`], MPI with `mpi`).
 //! - [`events`]: what a run reports to its observer ([`TrainEvent`]).
 //! - [`generate`]: generating cells and validation metrics.
 //! - [`predict`]: predicted and real cells as `.h5ad`.
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
+pub mod distributed;
 pub mod ema;
 pub mod error;
 pub mod events;

@@ -12,7 +12,9 @@
 //! same configuration write byte-identical checkpoints.
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -22,7 +24,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use ccfm_data::{SamplerState, TrainSampler};
 use ccfm_layers::CoexpressionMask;
-use ccfm_model::{CascadedDenoiser, CascadedFlowModel, TrainBatch};
+use ccfm_model::{CascadedDenoiser, CascadedFlowModel, StepNoise, TrainBatch};
 use ccfm_scgpt::FrozenScgptExtractor;
 use serde_json::json;
 
@@ -30,6 +32,7 @@ use crate::checkpoint::{
     load_model_weights, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE, MODEL_LAYOUT,
 };
 use crate::config::RunConfig;
+use crate::distributed::{self, flat, GradSync, SingleProcess};
 use crate::ema::update_ema;
 use crate::error::TrainError;
 use crate::events::{StepStats, StopReason, TrainEvent};
@@ -69,6 +72,8 @@ pub struct TrainOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Where the co-expression mask is cached (`None`: computed, not cached).
     pub cache_dir: Option<&'a Path>,
+    /// The ranks of a data-parallel run (`None`: this process alone, [`SingleProcess`]).
+    pub sync: Option<Rc<dyn GradSync>>,
 }
 
 /// Number the parameters `0, 1, ...` in module order.
@@ -138,9 +143,11 @@ pub fn train_resume<B: AutodiffBackend>(
     trainer.run(opts)
 }
 
-/// One step's batch, drawn by [`Trainer::next_batch`].
+/// One step's batch, drawn by [`Trainer::next_batch`]: this rank's shard of the global batch
+/// and its rows of the global batch's random draws.
 pub struct StepBatch<B: Backend> {
     pub batch: TrainBatch<B>,
+    pub noise: StepNoise<B>,
     /// The condition the batch was drawn from (named in a non-finite-loss error).
     pub condition: usize,
 }
@@ -184,7 +191,14 @@ pub struct Trainer<B: AutodiffBackend> {
     /// When the run was set up, and when its loop started (the step rate's clock).
     started: Instant,
     loop_start: Instant,
-    _lock: RunLock,
+    /// Held by rank 0, which alone writes the run directory.
+    _lock: Option<RunLock>,
+    sync: Rc<dyn GradSync>,
+    /// This rank's cells of each global batch.
+    shard: Range<usize>,
+    /// This process's stop request before the step, and the ranks' agreement after it.
+    stop_local: bool,
+    stop_agreed: bool,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -196,11 +210,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         device: &B::Device,
         opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
+        let sync = opts.sync.clone().unwrap_or_else(|| Rc::new(SingleProcess));
+        let writer = sync.is_writer();
         let not_empty = out.exists()
             && std::fs::read_dir(out)
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(true);
-        if not_empty {
+        if writer && not_empty {
             return Err(TrainError::Run {
                 path: out.to_path_buf(),
                 detail: "already exists and is not empty; continue it with `ccfm train \
@@ -208,13 +224,20 @@ impl<B: AutodiffBackend> Trainer<B> {
                     .into(),
             });
         }
-        let parts = Parts::<B>::build(&config, device, opts)?;
-        std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+        let parts = Parts::<B>::build(&config, device, opts, &*sync)?;
         let run_dir = RunDir::new(out);
-        let lock = run_dir.lock()?;
-        let mut trainer = Self::assemble(config, parts, run_dir, lock, device);
-        trainer.write_run_files()?;
-        trainer.open_log()?;
+        let lock = match writer {
+            true => {
+                std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+                Some(run_dir.lock()?)
+            }
+            false => None,
+        };
+        let mut trainer = Self::assemble(config, parts, run_dir, lock, sync, device);
+        if writer {
+            trainer.write_run_files()?;
+            trainer.open_log()?;
+        }
         trainer.announce(opts.observer);
         Ok(trainer)
     }
@@ -225,12 +248,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         device: &B::Device,
         opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
+        let sync = opts.sync.clone().unwrap_or_else(|| Rc::new(SingleProcess));
         let run_dir = RunDir::open(dir)?;
         let config = run_dir.config()?;
-        let lock = run_dir.lock()?;
-        let parts = Parts::<B>::build(&config, device, opts)?;
+        let lock = match sync.is_writer() {
+            true => Some(run_dir.lock()?),
+            false => None,
+        };
+        let parts = Parts::<B>::build(&config, device, opts, &*sync)?;
         let observer = &mut *opts.observer;
-        let mut trainer = Self::assemble(config, parts, run_dir, lock, device);
+        let mut trainer = Self::assemble(config, parts, run_dir, lock, sync, device);
         trainer.resumed = true;
         match trainer.run_dir.latest()? {
             Some(checkpoint) => {
@@ -245,8 +272,10 @@ impl<B: AutodiffBackend> Trainer<B> {
                 "no checkpoint yet: starting from step 0".into(),
             )),
         }
-        truncate_log(&trainer.run_dir.log(), trainer.start)?;
-        trainer.open_log()?;
+        if trainer.sync.is_writer() {
+            truncate_log(&trainer.run_dir.log(), trainer.start)?;
+            trainer.open_log()?;
+        }
         trainer.announce(observer);
         Ok(trainer)
     }
@@ -255,7 +284,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         config: RunConfig,
         parts: Parts<B>,
         run_dir: RunDir,
-        lock: RunLock,
+        lock: Option<RunLock>,
+        sync: Rc<dyn GradSync>,
         device: &B::Device,
     ) -> Self {
         let t = &config.train;
@@ -304,6 +334,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             started: parts.started,
             loop_start: Instant::now(),
             _lock: lock,
+            shard: distributed::shard(t.batch_size, sync.world(), sync.rank()),
+            sync,
+            stop_local: false,
+            stop_agreed: false,
             config,
         }
     }
@@ -334,6 +368,19 @@ impl<B: AutodiffBackend> Trainer<B> {
     fn restore(&mut self, dir: &Path) -> Result<(), TrainError> {
         let state = RunDir::read_state(dir)?;
         state.check_model(&self.model_json, dir)?;
+        if state.world_size != self.sync.world() {
+            return Err(TrainError::Incompatible {
+                path: dir.join("state.json"),
+                detail: format!(
+                    "written by a run of {} rank(s), resumed with {}: the batch shards and \
+                     their random draws differ; resume with the same number of ranks \
+                     (mpirun -np {})",
+                    state.world_size,
+                    self.sync.world(),
+                    state.world_size
+                ),
+            });
+        }
         let bytes = RunDir::read_file(dir, "model.bin", &state)?;
         self.model = load_model_weights(self.model.clone(), bytes, &state, &self.device, dir)?;
         let bytes = RunDir::read_file(dir, "optimizer.bin", &state)?;
@@ -393,7 +440,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     fn announce(&self, observer: &mut dyn FnMut(&TrainEvent)) {
         let t = &self.config.train;
         observer(&TrainEvent::Message(format!(
-            "model: {} ({} parameters), {} steps from step {}, batch {}, {} genes per step, \
+            "model: {} ({} parameters), {} steps from step {}, batch {}{}, {} genes per step, \
              lr {} -> {} ({}), run directory {}",
             if self.model.has_latent() {
                 "CCFM"
@@ -404,6 +451,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             t.steps,
             self.start,
             t.batch_size,
+            match self.sync.world() {
+                1 => String::new(),
+                n => format!(" ({n} ranks x {} cells)", self.shard.len()),
+            },
             self.config.data.genes_per_step.min(self.exp.data.n_genes()),
             t.lr,
             t.eta_min,
@@ -423,36 +474,68 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.step
     }
 
-    /// Draw the next step's batch (and, in CCFM, its scGPT features). The backend's random
-    /// stream is seeded from `(train.seed, step)` first, so a resumed run draws the same.
+    /// Draw the next step's batch (and, in CCFM, its scGPT features) with its random draws:
+    /// the global batch, of which this rank keeps its shard. The backend's random stream is
+    /// seeded from `(train.seed, step)` first, so a resumed run draws the same.
     pub fn next_batch(&mut self) -> Result<StepBatch<B>, TrainError> {
         B::seed(&self.device, step_seed(self.config.train.seed, self.step));
         let b = self.sampler.next_batch(&self.exp.data);
-        let (tl, bs) = (b.genes.len(), b.target_cells.len());
-        let inner: burn::tensor::Device<B::InnerBackend> = self.device.clone();
-        let z_target = self
-            .extractor
-            .as_mut()
-            .map(|x| Tensor::<B, 3>::from_inner(x.extract(&b.target, &b.genes, &inner)));
+        let (tl, global) = (b.genes.len(), b.target_cells.len());
+        let rows = distributed::shard(global, self.sync.world(), self.sync.rank());
+        let z_target = self.latent_target(&b, rows.clone());
+        let noise = self
+            .denoiser
+            .draw_noise(&self.model, [global, tl], &self.device)
+            .rows(rows.clone());
         let ids: Vec<i64> = b.genes.iter().map(|&g| self.exp.gene_ids[g]).collect();
         let pert = self
             .exp
             .pert_ids(&self.exp.data.table.conditions[b.condition])?;
-        let slots = pert.len();
+        let (slots, bs) = (pert.len(), rows.len());
+        let cells = |v: &[f32]| v[rows.start * tl..rows.end * tl].to_vec();
         let device = &self.device;
         Ok(StepBatch {
             batch: TrainBatch {
                 gene_ids: Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tl]), device),
-                control: Tensor::from_data(TensorData::new(b.control, [bs, tl]), device),
-                target: Tensor::from_data(TensorData::new(b.target, [bs, tl]), device),
+                control: Tensor::from_data(TensorData::new(cells(&b.control), [bs, tl]), device),
+                target: Tensor::from_data(TensorData::new(cells(&b.target), [bs, tl]), device),
                 pert_ids: Tensor::from_data(TensorData::new(pert.repeat(bs), [bs, slots]), device),
                 z_target,
             },
+            noise,
             condition: b.condition,
         })
     }
 
-    /// One optimiser step on `batch`; a non-finite loss is an error (nothing is updated).
+    /// The scGPT features of the cells `rows` of the global batch (CCFM). With several ranks
+    /// the running statistics are updated with the moments of every rank's cells, so they stay
+    /// those of the global batch and equal on every rank.
+    fn latent_target(
+        &mut self,
+        b: &ccfm_data::SampledBatch,
+        rows: Range<usize>,
+    ) -> Option<Tensor<B, 3>> {
+        let inner: burn::tensor::Device<B::InnerBackend> = self.device.clone();
+        let x = self.extractor.as_mut()?;
+        if self.sync.world() == 1 {
+            return Some(Tensor::from_inner(x.extract(&b.target, &b.genes, &inner)));
+        }
+        let (feats, token) = x.raw_features_rows(&b.target, &b.genes, rows, &inner);
+        if !x.stats.frozen {
+            let mine = ccfm_scgpt::Moments::of_tokens(&feats, &token, x.dim());
+            x.observe(&distributed::all_reduce_moments(&*self.sync, mine));
+        }
+        Some(Tensor::from_inner(x.normalise(
+            feats,
+            &token,
+            b.genes.len(),
+            &inner,
+        )))
+    }
+
+    /// One optimiser step on `batch`; a non-finite loss is an error (nothing is updated). With
+    /// several ranks the gradients, the loss figures and the stop requests are averaged over
+    /// the ranks first, so every rank takes the same step and stops at the same one.
     pub fn step(&mut self, batch: StepBatch<B>) -> Result<StepStats, TrainError> {
         let step = self.step;
         if step >= self.config.train.steps {
@@ -461,9 +544,14 @@ impl<B: AutodiffBackend> Trainer<B> {
                 self.config.train.steps
             )));
         }
+        let StepBatch {
+            batch,
+            noise,
+            condition,
+        } = batch;
         let parts = self
             .denoiser
-            .train_step(&self.model, &self.mask, batch.batch)?;
+            .train_step_with(&self.model, &self.mask, batch, noise)?;
         let lr = self.schedule.at(step);
         // The step's numbers, with the fields the loop fills in after the update.
         let mut stats = StepStats {
@@ -479,21 +567,16 @@ impl<B: AutodiffBackend> Trainer<B> {
             elapsed_seconds: 0.0,
             logged: false,
         };
-        if !stats.loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                detail: format!(
-                    "loss {}, expression {}, latent {:?}, mmd {:?}, condition `{}`",
-                    stats.loss,
-                    stats.loss_expr,
-                    stats.loss_latent,
-                    stats.mmd,
-                    self.exp.data.table.conditions[batch.condition].name()
-                ),
-                last_checkpoint: self.last_checkpoint.clone(),
-            });
-        }
-        let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
+        let grads = if self.sync.world() == 1 {
+            self.check_finite(&stats, condition)?;
+            self.stop_agreed = self.stop_local;
+            GradientsParams::from_grads(parts.total.backward(), &self.model)
+        } else {
+            let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
+            let grads = self.all_reduce(grads, &mut stats);
+            self.check_finite(&stats, condition)?;
+            grads
+        };
         self.model = self.optim.step(lr, self.model.clone(), grads);
         if let Some(e) = self.ema.take() {
             let decay = self.config.train.ema_decay;
@@ -510,10 +593,63 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok(stats)
     }
 
+    fn check_finite(&self, stats: &StepStats, condition: usize) -> Result<(), TrainError> {
+        if stats.loss.is_finite() {
+            return Ok(());
+        }
+        Err(TrainError::NonFinite {
+            step: stats.step,
+            detail: format!(
+                "loss {}, expression {}, latent {:?}, mmd {:?}, condition `{}`",
+                stats.loss,
+                stats.loss_expr,
+                stats.loss_latent,
+                stats.mmd,
+                self.exp.data.table.conditions[condition].name()
+            ),
+            last_checkpoint: self.last_checkpoint.clone(),
+        })
+    }
+
+    /// The mean over the ranks of the gradients and of the step's loss figures, in one
+    /// all-reduce; the stop requests ride along (any rank's request stops every rank).
+    fn all_reduce(&mut self, grads: GradientsParams, stats: &mut StepStats) -> GradientsParams {
+        let mut buf = flat::grads_to_vec::<B, _>(&self.model, &grads);
+        let n = buf.len();
+        let world = self.sync.world() as f64;
+        buf.extend([
+            stats.loss as f32,
+            stats.loss_expr as f32,
+            stats.loss_latent.unwrap_or(0.0) as f32,
+            stats.mmd.unwrap_or(0.0) as f32,
+            stats.expr_samples as f32,
+            f32::from(u8::from(self.stop_local)),
+        ]);
+        self.sync.all_reduce_mean_f32(&mut buf);
+        let x: Vec<f64> = buf[n..].iter().map(|&v| v as f64).collect();
+        stats.loss = x[0];
+        stats.loss_expr = x[1];
+        stats.loss_latent = stats.loss_latent.map(|_| x[2]);
+        stats.mmd = stats.mmd.map(|_| x[3]);
+        stats.expr_samples = (x[4] * world).round() as usize;
+        self.stop_agreed = x[5] > 0.0;
+        flat::grads_from_slice::<B, _>(&self.model, &buf[..n])
+    }
+
+    /// Whether to stop now: this process's request, or with several ranks what they agreed
+    /// in the last step (so that all stop after the same step).
+    fn stop_now(&self, local: bool) -> bool {
+        match self.sync.world() {
+            1 => local,
+            _ => self.stop_agreed,
+        }
+    }
+
     /// Whether the step just completed is due a validation pass.
     fn validation_due(&self) -> bool {
         let (t, done) = (&self.config.train, self.step);
-        !self.validation.conditions.is_empty()
+        self.sync.is_writer()
+            && !self.validation.conditions.is_empty()
             && ((t.validate_every > 0 && done % t.validate_every == 0) || done == t.steps)
     }
 
@@ -580,6 +716,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             last_loss: self.last_loss,
             files: Default::default(),
             model_layout: MODEL_LAYOUT,
+            world_size: self.sync.world(),
         };
         let written = self
             .run_dir
@@ -622,6 +759,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn run(mut self, opts: TrainOptions<'_>) -> Result<TrainSummary, TrainError> {
         let observer = opts.observer;
         let stop_requested = || opts.stop.is_some_and(|f| f.load(Ordering::SeqCst));
+        let writer = self.sync.is_writer();
         let total = self.config.train.steps;
         observer(&TrainEvent::Started {
             start_step: self.start,
@@ -631,9 +769,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.loop_start = Instant::now();
         let (mut validation, mut interrupted) = (None, false);
         while self.step < total {
-            if stop_requested() {
+            if self.stop_now(stop_requested()) {
                 // Raised after the last step's check: its checkpoint is written now.
-                if self.step > self.start && self.checkpoint_step != Some(self.step) {
+                if writer && self.step > self.start && self.checkpoint_step != Some(self.step) {
                     let path = self.checkpoint()?;
                     let step = self.step;
                     self.emit(TrainEvent::Checkpoint { step, path }, observer)?;
@@ -646,6 +784,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 break;
             }
             let batch = self.next_batch()?;
+            self.stop_local = stop_requested();
             let stats = self.step(batch)?;
             self.emit(TrainEvent::Step(stats), observer)?;
             if self.validation_due() {
@@ -656,9 +795,9 @@ impl<B: AutodiffBackend> Trainer<B> {
                 self.emit(event, observer)?;
             }
             let done = self.step;
-            let stopping = stop_requested() && done < total;
-            if done.is_multiple_of(self.config.output.checkpoint_every) || done == total || stopping
-            {
+            let stopping = self.stop_now(stop_requested()) && done < total;
+            let due = done.is_multiple_of(self.config.output.checkpoint_every) || done == total;
+            if writer && (due || stopping) {
                 let path = self.checkpoint()?;
                 self.emit(TrainEvent::Checkpoint { step: done, path }, observer)?;
             }
@@ -676,10 +815,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
         }
         let trained = self.loop_start.elapsed().as_secs_f64();
-        let checkpoint = self
-            .run_dir
-            .latest()?
-            .unwrap_or_else(|| self.run_dir.path.join("checkpoints"));
+        // Rank 0's last checkpoint is on disk before any rank returns.
+        self.sync.barrier();
+        let checkpoint = match writer {
+            true => self.run_dir.latest()?,
+            false => None,
+        }
+        .unwrap_or_else(|| self.run_dir.path.join("checkpoints"));
         Ok(TrainSummary {
             run: self.run_dir.path.clone(),
             steps: self.step,
@@ -721,6 +863,7 @@ impl<B: AutodiffBackend> Parts<B> {
         config: &RunConfig,
         device: &B::Device,
         opts: &mut TrainOptions<'_>,
+        sync: &dyn GradSync,
     ) -> Result<Self, TrainError> {
         let started = Instant::now();
         let observer = &mut *opts.observer;
@@ -746,8 +889,10 @@ impl<B: AutodiffBackend> Parts<B> {
             config.data.genes_per_step,
             t.seed,
         )?;
+        distributed::check_batch(t.batch_size, sync.world())?;
+        distributed::agree(sync, distributed::fingerprint(config, &exp))?;
         B::seed(device, t.seed);
-        let model = number_params(model_cfg.init::<B>(device));
+        let model = distributed::broadcast_module(sync, number_params(model_cfg.init::<B>(device)));
         Ok(Self {
             denoiser: CascadedDenoiser::new(config.denoiser())?,
             model_json: serde_json::to_value(&model_cfg).expect("config serialises"),

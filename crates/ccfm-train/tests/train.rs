@@ -88,6 +88,7 @@ fn train(
             stop_after,
             stop: None,
             cache_dir: None,
+            sync: None,
         },
     )
 }
@@ -102,6 +103,7 @@ fn resume(run: &Path) -> Result<TrainSummary, TrainError> {
             stop_after: None,
             stop: None,
             cache_dir: None,
+            sync: None,
         },
     )
 }
