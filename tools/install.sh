@@ -5,6 +5,8 @@
 #   bash tools/install.sh               # CPU (flex)
 #   bash tools/install.sh --wgpu        # + WGPU (Vulkan / Metal / DX12 GPUs)
 #   bash tools/install.sh --cuda        # + CUDA (NVIDIA GPUs; needs the CUDA toolkit)
+#   bash tools/install.sh --cuda --mpi  # + data-parallel training under mpirun / srun
+#                                       #   (needs Open MPI or MPICH and libclang; docs/distributed.md)
 #   bash tools/install.sh --root DIR    # install into DIR/bin instead
 #
 # A fresh machine needs only the Rust toolchain, a C compiler and Python 3: CMake, which the
@@ -18,17 +20,18 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --wgpu) features+=(wgpu) ;;
     --cuda) features+=(cuda) ;;
+    --mpi) features+=(mpi) ;;
     --root)
       [ $# -ge 2 ] || { echo "install.sh: --root needs a directory" >&2; exit 2; }
       root=(--root "$(realpath -m "$2")")
       shift
       ;;
     -h | --help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      echo "install.sh: unknown option '$1' (use --wgpu, --cuda, --root DIR or --help)" >&2
+      echo "install.sh: unknown option '$1' (use --wgpu, --cuda, --mpi, --root DIR or --help)" >&2
       exit 2
       ;;
   esac

@@ -549,7 +549,7 @@ fn several_ranks_without_mpi_are_refused() {
     assert!(!o.status.success());
     let t = text(&o);
     assert!(
-        t.contains("rank 1 of 2") && t.contains("--features mpi"),
+        t.contains("rank 1 of 2") && t.contains("install.sh --mpi"),
         "{t}"
     );
     assert!(!run.exists());

@@ -24,6 +24,9 @@ pub struct StepStats {
     /// Steps per second since the run (or the resume) started.
     pub steps_per_second: f64,
     pub elapsed_seconds: f64,
+    /// Seconds this rank spent in the step's all-reduce, waiting for the slowest rank included
+    /// (data-parallel runs only).
+    pub sync_seconds: Option<f64>,
     /// Whether this step is one the log records (`output.log_every`, the first and the last).
     pub logged: bool,
 }

@@ -453,7 +453,11 @@ impl<B: AutodiffBackend> Trainer<B> {
             t.batch_size,
             match self.sync.world() {
                 1 => String::new(),
-                n => format!(" ({n} ranks x {} cells)", self.shard.len()),
+                n => format!(
+                    " ({n} ranks x {} cells; {:.1} MiB all-reduced per step)",
+                    self.shard.len(),
+                    self.all_reduce_bytes() as f64 / (1 << 20) as f64
+                ),
             },
             self.config.data.genes_per_step.min(self.exp.data.n_genes()),
             t.lr,
@@ -565,6 +569,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             expr_samples: parts.expr_samples,
             steps_per_second: 0.0,
             elapsed_seconds: 0.0,
+            sync_seconds: None,
             logged: false,
         };
         let grads = if self.sync.world() == 1 {
@@ -617,6 +622,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let mut buf = flat::grads_to_vec::<B, _>(&self.model, &grads);
         let n = buf.len();
         let world = self.sync.world() as f64;
+        // Six figures after the gradients (`all_reduce_bytes` counts them).
         buf.extend([
             stats.loss as f32,
             stats.loss_expr as f32,
@@ -625,7 +631,9 @@ impl<B: AutodiffBackend> Trainer<B> {
             stats.expr_samples as f32,
             f32::from(u8::from(self.stop_local)),
         ]);
+        let started = Instant::now();
         self.sync.all_reduce_mean_f32(&mut buf);
+        stats.sync_seconds = Some(started.elapsed().as_secs_f64());
         let x: Vec<f64> = buf[n..].iter().map(|&v| v as f64).collect();
         stats.loss = x[0];
         stats.loss_expr = x[1];
@@ -634,6 +642,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         stats.expr_samples = (x[4] * world).round() as usize;
         self.stop_agreed = x[5] > 0.0;
         flat::grads_from_slice::<B, _>(&self.model, &buf[..n])
+    }
+
+    /// Bytes each rank sends into the step's all-reduce: the gradients, a flag per parameter
+    /// tensor and the loss figures, as `f32`.
+    pub fn all_reduce_bytes(&self) -> usize {
+        4 * (self.model.num_params() + flat::count_params(&self.model) + 6)
     }
 
     /// Whether to stop now: this process's request, or with several ranks what they agreed
@@ -738,7 +752,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             TrainEvent::Step(s) if s.logged => json!({"step": s.step, "loss": s.loss,
                 "loss_expr": s.loss_expr, "loss_latent": s.loss_latent, "mmd": s.mmd,
                 "lr": s.lr, "expr_samples": s.expr_samples,
-                "steps_per_second": s.steps_per_second, "elapsed_seconds": s.elapsed_seconds}),
+                "steps_per_second": s.steps_per_second, "elapsed_seconds": s.elapsed_seconds,
+                "sync_seconds": s.sync_seconds}),
             TrainEvent::Validation {
                 step,
                 metrics: m,
@@ -889,7 +904,7 @@ impl<B: AutodiffBackend> Parts<B> {
             config.data.genes_per_step,
             t.seed,
         )?;
-        distributed::check_batch(t.batch_size, sync.world())?;
+        distributed::check_shards(t.batch_size, sync.world(), config.objective.gamma)?;
         distributed::agree(sync, distributed::fingerprint(config, &exp))?;
         B::seed(device, t.seed);
         let model = distributed::broadcast_module(sync, number_params(model_cfg.init::<B>(device)));

@@ -149,9 +149,9 @@ pub fn from_environment() -> Result<Rc<dyn GradSync>, TrainError> {
         if launch.world > 1 {
             return Err(TrainError::Request(format!(
                 "this process is rank {} of {} started by an MPI launcher, but this ccfm was \
-                 built without MPI: every rank would train alone. Build with \
-                 `cargo install --path crates/ccfm-cli --features mpi` (Open MPI or MPICH \
-                 and libclang needed), or start one process",
+                 built without MPI: every rank would train alone. Install the MPI build \
+                 with `bash tools/install.sh --mpi` (add --cuda for GPUs; it needs Open MPI \
+                 or MPICH and libclang), or start one process",
                 launch.rank, launch.world
             )));
         }
@@ -159,20 +159,30 @@ pub fn from_environment() -> Result<Rc<dyn GradSync>, TrainError> {
     }
 }
 
-/// The global batch must split into equal shards.
-pub fn check_batch(batch: usize, world: usize) -> Result<(), TrainError> {
-    if batch.is_multiple_of(world) {
-        return Ok(());
-    }
-    Err(TrainError::Config {
+/// The global batch must split into equal shards, of at least 2 cells when the MMD term is
+/// on (it is computed per shard, and vanishes on a single cell).
+pub fn check_shards(batch: usize, world: usize, gamma: f64) -> Result<(), TrainError> {
+    let error = |detail: String| TrainError::Config {
         source_name: "the run configuration".into(),
         key: "train.batch_size".into(),
-        detail: format!(
+        detail,
+    };
+    if !batch.is_multiple_of(world) {
+        return Err(error(format!(
             "{batch} cells do not split among {world} ranks: each rank computes \
              batch_size / ranks cells; use a multiple of {world} (e.g. {})",
             batch.div_ceil(world) * world
-        ),
-    })
+        )));
+    }
+    if world > 1 && gamma > 0.0 && batch / world < 2 {
+        return Err(error(format!(
+            "{batch} cells among {world} ranks leave 1 cell per rank, on which the MMD term \
+             (objective.gamma = {gamma}, computed per rank) vanishes; use at least {} cells \
+             or objective.gamma = 0",
+            2 * world
+        )));
+    }
+    Ok(())
 }
 
 /// A checksum of what every rank must share: the configuration as given and the prepared
@@ -265,12 +275,18 @@ mod tests {
         let all: Vec<usize> = (0..world).flat_map(|r| shard(48, world, r)).collect();
         assert_eq!(all, (0..48).collect::<Vec<_>>());
         assert_eq!(shard(48, 1, 0), 0..48);
-        assert!(check_batch(48, 4).is_ok());
-        let e = check_batch(10, 4).unwrap_err().to_string();
+        assert!(check_shards(48, 4, 0.5).is_ok());
+        let e = check_shards(10, 4, 0.0).unwrap_err().to_string();
         assert!(
             e.contains("train.batch_size") && e.contains("e.g. 12"),
             "{e}"
         );
+        let e = check_shards(4, 4, 0.5).unwrap_err().to_string();
+        assert!(
+            e.contains("1 cell per rank") && e.contains("at least 8"),
+            "{e}"
+        );
+        assert!(check_shards(4, 4, 0.0).is_ok() && check_shards(1, 1, 0.5).is_ok());
     }
 
     /// Two ranks as threads: the combined moments equal those of all rows in one block.
