@@ -8,18 +8,21 @@
 mod chosen {
     pub type Backend = burn::backend::Cuda;
     pub const NAME: &str = "cuda";
+    pub const GPU: bool = true;
 }
 
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 mod chosen {
     pub type Backend = burn::backend::Wgpu;
     pub const NAME: &str = "wgpu";
+    pub const GPU: bool = true;
 }
 
 #[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
 mod chosen {
     pub type Backend = burn::backend::Flex;
     pub const NAME: &str = "flex";
+    pub const GPU: bool = false;
 }
 
 #[cfg(all(
@@ -29,6 +32,7 @@ mod chosen {
 mod chosen {
     pub type Backend = burn::backend::NdArray;
     pub const NAME: &str = "ndarray";
+    pub const GPU: bool = false;
 }
 
 #[cfg(any(
@@ -37,7 +41,8 @@ mod chosen {
     feature = "flex",
     feature = "ndarray"
 ))]
-pub use chosen::{Backend as Selected, NAME};
+/// `GPU`: whether the selected backend runs on GPUs (numbered devices).
+pub use chosen::{Backend as Selected, GPU, NAME};
 
 /// The selected backend with automatic differentiation, for training.
 #[cfg(any(

@@ -6,9 +6,12 @@
 #   pjsub -x CONFIG=configs/combosciplex.toml examples/cluster/pjsub.sh
 #   pjsub -x RUN=runs/ccfm-123 examples/cluster/pjsub.sh     # continue that run (same ranks)
 #
-# Set the resource group and project for your site. `ccfm` must be the CUDA + MPI build,
-# built against the site's MPI (load its modules first):
+# Set the resource group and project for your site (and its GPU request, e.g. `-L gpu=8`,
+# where the site asks for one). `ccfm` must be the CUDA + MPI build, built against the site's
+# MPI (load its modules first):
 #   bash tools/install.sh --cuda --mpi
+# PJM sends no signal before the elapse limit: the run continues from its last periodic
+# checkpoint (output.checkpoint_every) with `pjsub -x RUN=... examples/cluster/pjsub.sh`.
 # One node with 8 GPUs keeps the reference global batch of 48 (6 cells per GPU); with more
 # ranks the global batch must divide by their number (see docs/distributed.md).
 #PJM -L rscgrp=CHANGE-ME
@@ -30,5 +33,7 @@ if [ -f "$RUN/config.toml" ]; then
 else
   args=(train --config "$CONFIG" --out "$RUN")
 fi
-# 8 ranks per node; each takes the GPU of its local rank (OMPI_COMM_WORLD_LOCAL_RANK).
-mpiexec -machinefile "$PJM_O_NODEINF" -n "$PJM_MPI_PROC" -npernode 8 ccfm "${args[@]}"
+# 8 ranks per node; each takes the GPU of its local rank (OMPI_COMM_WORLD_LOCAL_RANK). This is
+# Open MPI's mpiexec syntax; Fujitsu MPI and other MPIs name the options differently.
+mpiexec -machinefile "$PJM_O_NODEINF" -n "$PJM_MPI_PROC" -npernode 8 \
+  -x RAYON_NUM_THREADS ccfm "${args[@]}"

@@ -18,21 +18,31 @@
 #SBATCH --time=24:00:00
 #SBATCH --output=%x-%j.out
 # SIGTERM 5 minutes before the time limit: every rank finishes its step, rank 0 writes a
-# checkpoint, and the job can be requeued to continue with --resume.
+# checkpoint, the ranks exit with 143 and the script requeues the job, which resumes.
 #SBATCH --signal=TERM@300
 #SBATCH --requeue
 set -euo pipefail
 
 CONFIG=${CONFIG:-configs/norman.toml}
 RUN=${RUN:-runs/ccfm-${SLURM_JOB_ID}}
-# CPU threads of each rank (data loading, host-side reductions).
+# CPU threads of each rank (data loading, host-side reductions); Slurm >= 22.05 passes
+# --cpus-per-task on to srun only through SRUN_CPUS_PER_TASK.
 export RAYON_NUM_THREADS=${SLURM_CPUS_PER_TASK:-8}
+export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-8}
 
 if [ -f "$RUN/config.toml" ]; then
   args=(train --resume "$RUN")      # a requeued or continued job
 else
   args=(train --config "$CONFIG" --out "$RUN")
 fi
-# Each rank takes the GPU of its local rank (SLURM_LOCALID / OMPI_COMM_WORLD_LOCAL_RANK).
-# Slurm without PMIx: start with `mpirun ccfm "${args[@]}"` inside the allocation instead.
-srun --mpi=pmix ccfm "${args[@]}"
+# Each rank takes the GPU of its local rank (SLURM_LOCALID / OMPI_COMM_WORLD_LOCAL_RANK); with
+# one visible GPU per task (--gpus-per-task=1 or --gpu-bind) add `--device 0` to the ccfm
+# arguments. --kill-on-bad-exit ends the other ranks when one fails. Slurm without PMIx:
+# `mpirun ccfm "${args[@]}"` inside the allocation instead (it forwards SIGTERM to the ranks).
+status=0
+srun --mpi=pmix --kill-on-bad-exit=1 ccfm "${args[@]}" || status=$?
+if [ "$status" -eq 143 ]; then
+  # Stopped by the time-limit signal after a checkpoint: continue in a new allocation.
+  scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"

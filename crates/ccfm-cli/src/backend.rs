@@ -21,17 +21,22 @@ pub fn device(index: Option<usize>) -> CliResult<burn::tensor::Device<Selected>>
 /// The device number of one rank of a data-parallel run: `--device` when given, else on a GPU
 /// build the rank's place on its node (one process per GPU), else the CPU.
 pub fn rank_device(explicit: Option<usize>, world: usize) -> Option<usize> {
-    let gpu = !matches!(NAME, "flex" | "ndarray");
     explicit.or_else(|| {
-        (gpu && world > 1).then(|| ccfm_train::distributed::Launch::from_env().local_rank)
+        (ccfm::backend::GPU && world > 1)
+            .then(|| ccfm_train::distributed::Launch::from_env().local_rank)
     })
 }
 
 /// `ccfm --version`: the version and the backends compiled in.
 pub fn version() -> String {
     format!(
-        "{} (backends: {}; selected: {NAME})",
+        "{} (backends: {}; selected: {NAME}{})",
         env!("CARGO_PKG_VERSION"),
-        compiled().join(", ")
+        compiled().join(", "),
+        if cfg!(feature = "mpi") {
+            "; data-parallel: mpi"
+        } else {
+            ""
+        }
     )
 }

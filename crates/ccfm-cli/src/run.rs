@@ -22,20 +22,25 @@ fn say(line: String) {
 
 pub fn train(a: TrainArgs, device: Option<usize>) -> CliResult {
     let sync = ccfm_train::distributed::from_environment()?;
-    if sync.world() == 1 {
-        return train_on(a, device, sync);
+    let (rank, world) = (sync.rank(), sync.world());
+    match train_on(a, device, sync.clone()) {
+        // A rank that fails ends every rank: the others would wait for it in a collective.
+        Err(e) if world > 1 => {
+            eprintln!("error (rank {rank} of {world}): {}", e.one_line());
+            sync.abort(1)
+        }
+        Err(e) => Err(e),
+        Ok(None) => Ok(()),
+        Ok(Some(code)) => {
+            // The last handle: MPI is finalised before the process ends with the signal's code.
+            drop(sync);
+            std::process::exit(code)
+        }
     }
-    // A rank that fails ends every rank: the others would wait for it in the next collective.
-    let rank = sync.rank();
-    let result = train_on(a, device, sync.clone());
-    if let Err(e) = &result {
-        eprintln!("error (rank {rank} of {}): {}", sync.world(), e.one_line());
-        sync.abort(1);
-    }
-    result
 }
 
-fn train_on(a: TrainArgs, device: Option<usize>, sync: Rc<dyn GradSync>) -> CliResult {
+/// Train; `Some(exit code)` when the run was stopped by a signal.
+fn train_on(a: TrainArgs, device: Option<usize>, sync: Rc<dyn GradSync>) -> CliResult<Option<i32>> {
     let TrainArgs {
         config,
         out,
@@ -67,36 +72,40 @@ fn train_on(a: TrainArgs, device: Option<usize>, sync: Rc<dyn GradSync>) -> CliR
     let summary = match (config, out, resume) {
         (_, _, Some(run)) => train_resume::<SelectedAutodiff>(&run, &device, opts),
         (Some(config), Some(out), None) => {
-            train_new::<SelectedAutodiff>(read_config(&config, &set)?, &out, &device, opts)
+            train_new::<SelectedAutodiff>(read_config(&config, &set, writer)?, &out, &device, opts)
         }
         _ => return Err("give --config and --out, or --resume RUN".into()),
     };
     bar.clear();
     let summary = summary?;
     if summary.interrupted {
-        let sig = signal.load(Ordering::SeqCst);
+        // A rank stopped because another one was signalled ends as if it had been too.
+        let sig = match signal.load(Ordering::SeqCst) {
+            0 => signal_hook::consts::SIGTERM as usize,
+            s => s,
+        };
         if writer {
             eprintln!(
                 "stopped at step {} by {}; resume with `ccfm train --resume {}`",
                 summary.steps,
-                signal_name(sig),
+                signal_name(signal.load(Ordering::SeqCst)),
                 summary.run.display()
             );
         }
         // The shell's convention for a process ended by a signal.
-        std::process::exit(128 + sig as i32);
+        return Ok(Some(128 + sig as i32));
     }
     if writer {
         print_summary(&summary);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The configuration of a new run: checked, with a note for each key of an earlier version
-/// that was moved, and a data file that exists.
-fn read_config(config: &std::path::Path, set: &[String]) -> CliResult<RunConfig> {
-    let (cfg, notes) = RunConfig::read_with_notes(config, set)?;
-    for n in notes {
+/// that was moved (when `notes`: rank 0 of a data-parallel run), and a data file that exists.
+fn read_config(config: &std::path::Path, set: &[String], notes: bool) -> CliResult<RunConfig> {
+    let (cfg, moved) = RunConfig::read_with_notes(config, set)?;
+    for n in moved.iter().filter(|_| notes) {
         eprintln!("note: {}: {n}", config.display());
     }
     if !cfg.data.path.exists() {
@@ -165,6 +174,7 @@ fn signal_name(sig: usize) -> &'static str {
     match sig as i32 {
         signal_hook::consts::SIGINT => "SIGINT",
         signal_hook::consts::SIGTERM => "SIGTERM",
+        0 => "a signal to another rank",
         _ => "a signal",
     }
 }

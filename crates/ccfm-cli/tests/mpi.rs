@@ -190,10 +190,17 @@ fn bad_launches_end_every_rank_with_a_message() {
     );
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("different configuration or data"),
+        text(&o).contains("differ from rank 0 in the configuration or data file"),
         "{}",
         text(&o)
     );
+    // Ranks told to stop after different steps.
+    let stops = dir.join("stops");
+    let mut early = train_args(path(&cfg), path(&stops), &set);
+    early.extend(["--stop-after", "2"]);
+    let o = mpirun_pair(&train_args(path(&cfg), path(&stops), &set), &early);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--stop-after"), "{}", text(&o));
     // A batch that does not split into equal shards.
     let mut three = set.clone();
     three.push("train.batch_size=5".into());
@@ -212,4 +219,32 @@ fn bad_launches_end_every_rank_with_a_message() {
     );
     assert!(!o.status.success());
     assert!(text(&o).contains("/nonexistent.toml"), "{}", text(&o));
+}
+
+/// Everything on at once (dropout, MMD, EMA, validation passes on rank 0, CCFM): the 2-rank
+/// run completes, logs the validation and the MMD, and its checkpoint predicts.
+#[test]
+fn a_full_ccfm_run_on_two_ranks_validates_and_predicts() {
+    let (dir, cfg) = setup("mpi-full");
+    let run = dir.join("run");
+    let set: Vec<String> = [
+        "latent.enabled=true",
+        "model.dropout=0.1",
+        "train.ema_decay=0.9",
+        "train.validate_every=3",
+        "train.steps=6",
+        "output.log_every=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = mpirun(2, &train_args(path(&cfg), path(&run), &set));
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    assert_eq!(log.matches("\"validation\"").count(), 2, "{log}");
+    assert!(log.contains("\"sync_seconds\":"), "{log}");
+    let pred = dir.join("pred.h5ad");
+    let o = ccfm(&["predict", "--run", path(&run), "--out", path(&pred)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(pred.exists());
 }

@@ -76,6 +76,11 @@ fn one_rank() -> usize {
     1
 }
 
+/// The directory name of the checkpoint of `step` under `checkpoints/`.
+pub fn checkpoint_name(step: usize) -> String {
+    format!("step-{step:08}")
+}
+
 /// The layout of the model's record that this version writes: 2 = the latent stream as one
 /// optional sub-module. Layout 1 (three optional latent fields) is still read.
 pub const MODEL_LAYOUT: u32 = 2;
@@ -393,7 +398,7 @@ impl RunDir {
     ) -> Result<PathBuf, TrainError> {
         let root = self.checkpoints();
         std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
-        let name = format!("step-{:08}", state.step);
+        let name = checkpoint_name(state.step);
         let tmp = root.join(format!(".{name}.tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let written = Self::write_files(&tmp, state, files);

@@ -29,7 +29,8 @@ use ccfm_scgpt::FrozenScgptExtractor;
 use serde_json::json;
 
 use crate::checkpoint::{
-    load_model_weights, module_bytes, CheckpointState, RunDir, RunLock, CONFIG_FILE, MODEL_LAYOUT,
+    checkpoint_name, load_model_weights, module_bytes, CheckpointState, RunDir, RunLock,
+    CONFIG_FILE, MODEL_LAYOUT,
 };
 use crate::config::RunConfig;
 use crate::distributed::{self, flat, GradSync, SingleProcess};
@@ -88,6 +89,9 @@ pub fn number_params<B: Backend, M: Module<B>>(module: M) -> M {
     }
     module.map(&mut Numbering(0))
 }
+
+/// Mixed into the step seed of each rank's forward pass (dropout) in data-parallel runs.
+const RANK_SALT: u64 = 0x5241_4e4b_5345_4544;
 
 fn step_seed(seed: u64, step: usize) -> u64 {
     // SplitMix64 of (seed, step): independent-looking seeds for neighbouring steps.
@@ -152,6 +156,38 @@ pub struct StepBatch<B: Backend> {
     pub condition: usize,
 }
 
+/// A step's figures as they travel after the gradients in the all-reduce (summed over ranks):
+/// loss, expression loss, latent loss, MMD, ranks that had an MMD, expression samples, stop
+/// requests.
+struct Figures([f32; Figures::LEN]);
+
+impl Figures {
+    const LEN: usize = 7;
+
+    fn of(s: &StepStats, stop: bool) -> Self {
+        Self([
+            s.loss as f32,
+            s.loss_expr as f32,
+            s.loss_latent.unwrap_or(0.0) as f32,
+            s.mmd.unwrap_or(0.0) as f32,
+            f32::from(u8::from(s.mmd.is_some())),
+            s.expr_samples as f32,
+            f32::from(u8::from(stop)),
+        ])
+    }
+
+    /// Write the means over `world` ranks into `s`; whether any rank asked to stop.
+    fn apply(&self, s: &mut StepStats, world: f64) -> bool {
+        let [loss, expr, latent, mmd, with_mmd, samples, stop] = self.0.map(f64::from);
+        s.loss = loss / world;
+        s.loss_expr = expr / world;
+        s.loss_latent = s.loss_latent.map(|_| latent / world);
+        s.mmd = (with_mmd > 0.0).then(|| mmd / with_mmd);
+        s.expr_samples = samples.round() as usize;
+        stop > 0.0
+    }
+}
+
 /// The conditions and genes of the validation pass.
 struct ValidationPlan {
     conditions: Vec<String>,
@@ -212,11 +248,13 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<Self, TrainError> {
         let sync = opts.sync.clone().unwrap_or_else(|| Rc::new(SingleProcess));
         let writer = sync.is_writer();
-        let not_empty = out.exists()
-            && std::fs::read_dir(out)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true);
-        if writer && not_empty {
+        let not_empty = || {
+            out.exists()
+                && std::fs::read_dir(out)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+        };
+        if writer && not_empty() {
             return Err(TrainError::Run {
                 path: out.to_path_buf(),
                 detail: "already exists and is not empty; continue it with `ccfm train \
@@ -491,6 +529,14 @@ impl<B: AutodiffBackend> Trainer<B> {
             .denoiser
             .draw_noise(&self.model, [global, tl], &self.device)
             .rows(rows.clone());
+        if self.sync.world() > 1 {
+            // What the forward draws (dropout masks) is this rank's own.
+            let salt = RANK_SALT.wrapping_mul(self.sync.rank() as u64 + 1);
+            B::seed(
+                &self.device,
+                step_seed(self.config.train.seed ^ salt, self.step),
+            );
+        }
         let ids: Vec<i64> = b.genes.iter().map(|&g| self.exp.gene_ids[g]).collect();
         let pert = self
             .exp
@@ -574,7 +620,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let grads = if self.sync.world() == 1 {
             self.check_finite(&stats, condition)?;
-            self.stop_agreed = self.stop_local;
             GradientsParams::from_grads(parts.total.backward(), &self.model)
         } else {
             let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
@@ -617,37 +662,30 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// The mean over the ranks of the gradients and of the step's loss figures, in one
-    /// all-reduce; the stop requests ride along (any rank's request stops every rank).
+    /// all-reduce; the stop requests ride along (any rank's request stops every rank). The MMD
+    /// figure is the mean over the ranks whose shard had one.
     fn all_reduce(&mut self, grads: GradientsParams, stats: &mut StepStats) -> GradientsParams {
         let mut buf = flat::grads_to_vec::<B, _>(&self.model, &grads);
         let n = buf.len();
-        let world = self.sync.world() as f64;
-        // Six figures after the gradients (`all_reduce_bytes` counts them).
-        buf.extend([
-            stats.loss as f32,
-            stats.loss_expr as f32,
-            stats.loss_latent.unwrap_or(0.0) as f32,
-            stats.mmd.unwrap_or(0.0) as f32,
-            stats.expr_samples as f32,
-            f32::from(u8::from(self.stop_local)),
-        ]);
+        buf.extend(Figures::of(stats, self.stop_local).0);
         let started = Instant::now();
-        self.sync.all_reduce_mean_f32(&mut buf);
+        self.sync.all_reduce_sum_f32(&mut buf);
         stats.sync_seconds = Some(started.elapsed().as_secs_f64());
-        let x: Vec<f64> = buf[n..].iter().map(|&v| v as f64).collect();
-        stats.loss = x[0];
-        stats.loss_expr = x[1];
-        stats.loss_latent = stats.loss_latent.map(|_| x[2]);
-        stats.mmd = stats.mmd.map(|_| x[3]);
-        stats.expr_samples = (x[4] * world).round() as usize;
-        self.stop_agreed = x[5] > 0.0;
+        let world = self.sync.world() as f32;
+        buf[..n].iter_mut().for_each(|v| *v /= world);
+        let sums = Figures(
+            buf[n..]
+                .try_into()
+                .expect("the figures follow the gradients"),
+        );
+        self.stop_agreed = sums.apply(stats, world as f64);
         flat::grads_from_slice::<B, _>(&self.model, &buf[..n])
     }
 
     /// Bytes each rank sends into the step's all-reduce: the gradients, a flag per parameter
     /// tensor and the loss figures, as `f32`.
     pub fn all_reduce_bytes(&self) -> usize {
-        4 * (self.model.num_params() + flat::count_params(&self.model) + 6)
+        4 * (self.model.num_params() + flat::count_params(&self.model) + Figures::LEN)
     }
 
     /// Whether to stop now: this process's request, or with several ranks what they agreed
@@ -781,6 +819,17 @@ impl<B: AutodiffBackend> Trainer<B> {
             total_steps: total,
             progress: self.config.output.progress,
         });
+        // Every rank continues from the same checkpoint, and stops at the same step.
+        let resumed = [
+            self.start as u64,
+            self.last_loss.to_bits(),
+            opts.stop_after.unwrap_or(0) as u64,
+        ];
+        distributed::agree(
+            &*self.sync,
+            distributed::checksum(&resumed),
+            "the step to start from (resumed checkpoint) or --stop-after",
+        )?;
         self.loop_start = Instant::now();
         let (mut validation, mut interrupted) = (None, false);
         while self.step < total {
@@ -815,6 +864,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             if writer && (due || stopping) {
                 let path = self.checkpoint()?;
                 self.emit(TrainEvent::Checkpoint { step: done, path }, observer)?;
+            } else if due || stopping {
+                // Rank 0 writes it; the others name it in their errors.
+                let path = self.run_dir.checkpoints().join(checkpoint_name(done));
+                self.last_checkpoint = Some(path);
             }
             let reason = if stopping {
                 Some(StopReason::Requested)
@@ -905,7 +958,10 @@ impl<B: AutodiffBackend> Parts<B> {
             t.seed,
         )?;
         distributed::check_shards(t.batch_size, sync.world(), config.objective.gamma)?;
-        distributed::agree(sync, distributed::fingerprint(config, &exp))?;
+        if sync.world() > 1 {
+            let data = distributed::fingerprint(config, &exp);
+            distributed::agree(sync, data, "configuration or data file")?;
+        }
         B::seed(device, t.seed);
         let model = distributed::broadcast_module(sync, number_params(model_cfg.init::<B>(device)));
         Ok(Self {

@@ -50,79 +50,96 @@ pub fn params_from_slice<B: Backend, M: Module<B>>(module: M, values: &[f32]) ->
 
 /// The gradients of `module`'s parameters in module order, then one flag per parameter
 /// (1 where it has a gradient; a parameter without one contributes zeros). After a sum over
-/// ranks the flag says whether any rank had a gradient.
+/// ranks the flag says whether any rank had a gradient. The gradients are joined on the
+/// device and copied to the host once.
 pub fn grads_to_vec<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &GradientsParams,
 ) -> Vec<f32> {
-    struct Collect<'a> {
+    struct Collect<'a, I: Backend> {
         grads: &'a GradientsParams,
-        values: Vec<f32>,
+        parts: Vec<Tensor<I, 1>>,
         flags: Vec<f32>,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_, B::InnerBackend> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            match self.grads.get::<B::InnerBackend, D>(param.id) {
-                Some(g) => {
-                    self.values.extend(host(g));
-                    self.flags.push(1.0);
-                }
-                None => {
-                    let n = param.shape().num_elements();
-                    self.values.extend(std::iter::repeat_n(0.0, n));
-                    self.flags.push(0.0);
-                }
-            }
+            let n = param.shape().num_elements();
+            let (part, flag) = match self.grads.get::<B::InnerBackend, D>(param.id) {
+                Some(g) => (g.reshape([n]), 1.0),
+                None => (Tensor::zeros([n], &param.val().inner().device()), 0.0),
+            };
+            self.parts.push(part);
+            self.flags.push(flag);
         }
     }
     let mut c = Collect {
         grads,
-        values: Vec::new(),
+        parts: Vec::new(),
         flags: Vec::new(),
     };
     module.visit(&mut c);
-    c.values.extend(c.flags);
-    c.values
+    let mut values = match c.parts.is_empty() {
+        true => Vec::new(),
+        false => host(Tensor::cat(c.parts, 0)),
+    };
+    values.extend(c.flags);
+    values
 }
 
 /// Gradients from a buffer laid out as [`grads_to_vec`] writes it (after the mean over the
 /// ranks): a parameter gets its values as a gradient where its flag is non-zero, i.e. where
-/// any rank had a gradient.
+/// any rank had a gradient. The values go to the device once.
 pub fn grads_from_slice<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     buf: &[f32],
 ) -> GradientsParams {
-    struct Rebuild<'a> {
-        values: &'a [f32],
+    struct Rebuild<'a, I: Backend> {
+        all: Option<Tensor<I, 1>>,
+        offset: usize,
         flags: &'a [f32],
         out: GradientsParams,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Rebuild<'_> {
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Rebuild<'_, B::InnerBackend> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let shape = param.shape();
-            let (mine, rest) = self.values.split_at(shape.num_elements());
-            self.values = rest;
+            let span = self.offset..self.offset + shape.num_elements();
+            self.offset = span.end;
             let (flag, rest) = self.flags.split_first().expect("one flag per parameter");
             self.flags = rest;
-            if *flag > 0.0 {
-                let device = param.val().device();
-                let g = Tensor::<B::InnerBackend, D>::from_data(
-                    TensorData::new(mine.to_vec(), shape),
-                    &device,
-                );
+            if let (true, Some(all)) = (*flag > 0.0, &self.all) {
+                let g: Tensor<B::InnerBackend, D> = all.clone().slice(span).reshape(shape);
                 self.out.register(param.id, g);
             }
         }
     }
-    let flags = count_params(module);
-    let (values, flag_slice) = buf.split_at(buf.len() - flags);
+    let (values, flags) = buf.split_at(buf.len() - count_params(module));
+    let all = first_device(module).map(|d| {
+        let data = TensorData::new(values.to_vec(), [values.len()]);
+        Tensor::<B::InnerBackend, 1>::from_data(data, &d)
+    });
     let mut r = Rebuild {
-        values,
-        flags: flag_slice,
+        all,
+        offset: 0,
+        flags,
         out: GradientsParams::new(),
     };
     module.visit(&mut r);
     r.out
+}
+
+/// The device of `module`'s first parameter (its gradients live there), if it has one.
+fn first_device<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+) -> Option<burn::tensor::Device<B::InnerBackend>> {
+    struct First<I: Backend>(Option<burn::tensor::Device<I>>);
+    impl<B: AutodiffBackend> ModuleVisitor<B> for First<B::InnerBackend> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.get_or_insert_with(|| param.val().inner().device());
+        }
+    }
+    let mut first = First::<B::InnerBackend>(None);
+    module.visit(&mut first);
+    first.0
 }
 
 /// Number of float parameter tensors of `module` (the flags [`grads_to_vec`] appends).

@@ -98,9 +98,10 @@ pub fn shard(batch: usize, world: usize, rank: usize) -> Range<usize> {
 }
 
 /// What the launcher's environment says about this process: Open MPI's `OMPI_COMM_WORLD_*`,
-/// the PMI variables of MPICH / Intel MPI / `srun --mpi=pmi2`, and for the local rank also
-/// PMIx and Slurm's `SLURM_LOCALID`. (Slurm's `SLURM_NTASKS` is not read: a batch script
-/// sees it even where it starts one process.) A plain start has world size 1.
+/// the PMI variables of MPICH / Intel MPI / `srun --mpi=pmi2`, and Slurm's job-step variables
+/// (`SLURM_STEP_NUM_TASKS`, `SLURM_PROCID`, `SLURM_LOCALID`: what `srun` sets for the tasks
+/// it starts, PMIx or not). `SLURM_NTASKS` is not read: a batch script sees it even where it
+/// starts one process. A plain start has world size 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Launch {
     pub world: usize,
@@ -122,8 +123,15 @@ impl Launch {
                 .find_map(|k| get(k).and_then(|v| v.trim().parse::<usize>().ok()))
         };
         Self {
-            world: first(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]).unwrap_or(1),
-            rank: first(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]).unwrap_or(0),
+            world: first(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"])
+                .unwrap_or(1),
+            rank: first(&[
+                "OMPI_COMM_WORLD_RANK",
+                "PMI_RANK",
+                "PMIX_RANK",
+                "SLURM_PROCID",
+            ])
+            .unwrap_or(0),
             local_rank: first(&[
                 "OMPI_COMM_WORLD_LOCAL_RANK",
                 "MPI_LOCALRANKID",
@@ -204,12 +212,19 @@ pub fn fingerprint(config: &RunConfig, exp: &Experiment) -> u64 {
         bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
         h.update(&bytes);
     }
-    (h.finalize() as u64) << 32 | exp.data.x.len() as u64 & 0xffff_ffff
+    ((h.finalize() as u64) << 32) | (exp.data.x.len() as u64 & 0xffff_ffff)
 }
 
-/// Refuse to train when some rank's configuration or data differ from rank 0's (every rank
-/// returns the same error, so none is left waiting).
-pub fn agree(sync: &dyn GradSync, fingerprint: u64) -> Result<(), TrainError> {
+/// A checksum of a few numbers (for [`agree`]).
+pub fn checksum(values: &[u64]) -> u64 {
+    let mut h = crc32fast::Hasher::new();
+    values.iter().for_each(|v| h.update(&v.to_le_bytes()));
+    h.finalize() as u64
+}
+
+/// Refuse to go on when some rank's `fingerprint` of `what` differs from rank 0's (every rank
+/// returns an error, so none is left waiting in a collective).
+pub fn agree(sync: &dyn GradSync, fingerprint: u64, what: &str) -> Result<(), TrainError> {
     if sync.world() == 1 {
         return Ok(());
     }
@@ -222,8 +237,8 @@ pub fn agree(sync: &dyn GradSync, fingerprint: u64) -> Result<(), TrainError> {
         return Ok(());
     }
     Err(TrainError::Request(format!(
-        "{} of {} ranks read a different configuration or data than rank 0 (this is rank {}, \
-         which {}): start every rank with the same --config, --set and data file",
+        "{} of {} ranks differ from rank 0 in the {what} (this is rank {}, which {}): start \
+         every rank with the same --config, --set, data file and run directory",
         differ[0],
         sync.world(),
         sync.rank(),
@@ -243,6 +258,9 @@ pub fn broadcast_module<B: Backend, M: Module<B>>(sync: &dyn GradSync, module: M
 
 /// The moments of the ranks' blocks together: what one process would compute from all rows.
 pub fn all_reduce_moments(sync: &dyn GradSync, mine: Moments) -> Moments {
+    if sync.world() == 1 {
+        return mine;
+    }
     let n = mine.count as f64;
     let mut sums: Vec<f64> = std::iter::once(n)
         .chain(mine.mean.iter().map(|m| m * n))
@@ -344,6 +362,12 @@ mod tests {
             ("SLURM_LOCALID", "1"),
         ]));
         assert_eq!((l.world, l.rank, l.local_rank), (2, 1, 1));
+        let l = Launch::from_vars(env(&[
+            ("SLURM_STEP_NUM_TASKS", "4"),
+            ("SLURM_PROCID", "2"),
+            ("SLURM_LOCALID", "2"),
+        ]));
+        assert_eq!((l.world, l.rank, l.local_rank), (4, 2, 2));
         // A Slurm batch script's own environment is not a launch of several ranks.
         let l = Launch::from_vars(env(&[("SLURM_NTASKS", "8"), ("SLURM_PROCID", "0")]));
         assert_eq!(l.world, 1);
