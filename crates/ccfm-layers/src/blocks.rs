@@ -6,9 +6,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{activation::gelu_approximate, activation::silu, backend::Backend, Tensor};
+use burn::tensor::{activation::silu, backend::Backend, Tensor};
 
-use crate::adaln::modulate;
+use crate::activation::gelu_tanh;
+use crate::adaln::{modulate, per_token};
 use crate::diff_attn::{MultiheadDiffAttn, MultiheadDiffAttnConfig};
 use crate::linear;
 use crate::norm::layer_norm_plain;
@@ -37,7 +38,7 @@ impl MlpConfig {
 
 impl<B: Backend> Mlp<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(gelu_approximate(self.fc1.forward(x)))
+        self.fc2.forward(gelu_tanh(self.fc1.forward(x)))
     }
 }
 
@@ -53,10 +54,11 @@ pub fn adaln_residual<B: Backend>(
 ) -> Tensor<B, 3> {
     let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]: [Tensor<B, 2>; 6] =
         modulation.chunk(6, 1).try_into().expect("6 chunks");
+    let t = y.dims()[1];
     let h = modulate(layer_norm_plain(y.clone(), 1e-6), shift_msa, scale_msa);
-    let y = y + attn(h).mul(gate_msa.unsqueeze_dim(1));
+    let y = y + attn(h).mul(per_token(gate_msa, t));
     let h = modulate(layer_norm_plain(y.clone(), 1e-6), shift_mlp, scale_mlp);
-    y + mlp.forward(h).mul(gate_mlp.unsqueeze_dim(1))
+    y + mlp.forward(h).mul(per_token(gate_mlp, t))
 }
 
 #[derive(Config, Debug)]

@@ -4,6 +4,7 @@
 //!
 //! | module | blocks |
 //! |---|---|
+//! | [`activation`] | [`activation::gelu_tanh`] (GELU, tanh approximation, from cheap ops) |
 //! | [`value_encoder`] | `ContinuousValueEncoder` |
 //! | [`timestep`] | `TimestepEmbedder` (sinusoid of raw t, cos first) |
 //! | [`gene_encoder`] | `GeneEncoder` (embedding + LayerNorm + co-expression masked cross-attention), `BatchLabelEncoder` |
@@ -17,6 +18,7 @@
 //!
 //! Every `Linear` is initialised like scDFM: xavier-uniform weight, zero bias ([`linear`]).
 
+pub mod activation;
 pub mod adaln;
 pub mod blocks;
 pub mod checkpoint;
