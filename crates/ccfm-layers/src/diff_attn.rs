@@ -111,15 +111,15 @@ impl<B: Backend> MultiheadDiffAttn<B> {
         };
         let v = self.heads(self.v_proj.forward(noisy_y));
         let scale = 1.0 / (hd as f64).sqrt();
+        // The queries are scaled before the heads are split off: the same values, but a scalar
+        // product over a contiguous tensor instead of a strided (B, H, T, hd) view.
         let a1 = softmax(
-            self.heads(q1)
-                .mul_scalar(scale)
+            self.heads(q1.mul_scalar(scale))
                 .matmul(self.heads(k1).swap_dims(2, 3)),
             3,
         );
         let a2 = softmax(
-            self.heads(q2)
-                .mul_scalar(scale)
+            self.heads(q2.mul_scalar(scale))
                 .matmul(self.heads(k2).swap_dims(2, 3)),
             3,
         );
