@@ -77,6 +77,13 @@ pub struct TrainOptions<'a> {
     pub sync: Option<Rc<dyn GradSync>>,
 }
 
+impl TrainOptions<'_> {
+    /// The ranks of the run: [`Self::sync`], or this process alone.
+    fn ranks(&self) -> Rc<dyn GradSync> {
+        self.sync.clone().unwrap_or_else(|| Rc::new(SingleProcess))
+    }
+}
+
 /// Number the parameters `0, 1, ...` in module order.
 pub fn number_params<B: Backend, M: Module<B>>(module: M) -> M {
     struct Numbering(u64);
@@ -230,8 +237,6 @@ pub struct Trainer<B: AutodiffBackend> {
     /// Held by rank 0, which alone writes the run directory.
     _lock: Option<RunLock>,
     sync: Rc<dyn GradSync>,
-    /// This rank's cells of each global batch.
-    shard: Range<usize>,
     /// This process's stop request before the step, and the ranks' agreement after it.
     stop_local: bool,
     stop_agreed: bool,
@@ -246,7 +251,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         device: &B::Device,
         opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
-        let sync = opts.sync.clone().unwrap_or_else(|| Rc::new(SingleProcess));
+        let sync = opts.ranks();
         let writer = sync.is_writer();
         let not_empty = || {
             out.exists()
@@ -286,13 +291,10 @@ impl<B: AutodiffBackend> Trainer<B> {
         device: &B::Device,
         opts: &mut TrainOptions<'_>,
     ) -> Result<Self, TrainError> {
-        let sync = opts.sync.clone().unwrap_or_else(|| Rc::new(SingleProcess));
+        let sync = opts.ranks();
         let run_dir = RunDir::open(dir)?;
         let config = run_dir.config()?;
-        let lock = match sync.is_writer() {
-            true => Some(run_dir.lock()?),
-            false => None,
-        };
+        let lock = sync.is_writer().then(|| run_dir.lock()).transpose()?;
         let parts = Parts::<B>::build(&config, device, opts, &*sync)?;
         let observer = &mut *opts.observer;
         let mut trainer = Self::assemble(config, parts, run_dir, lock, sync, device);
@@ -372,7 +374,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             started: parts.started,
             loop_start: Instant::now(),
             _lock: lock,
-            shard: distributed::shard(t.batch_size, sync.world(), sync.rank()),
             sync,
             stop_local: false,
             stop_agreed: false,
@@ -493,7 +494,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 1 => String::new(),
                 n => format!(
                     " ({n} ranks x {} cells; {:.1} MiB all-reduced per step)",
-                    self.shard.len(),
+                    t.batch_size / n,
                     self.all_reduce_bytes() as f64 / (1 << 20) as f64
                 ),
             },
