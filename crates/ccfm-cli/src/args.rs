@@ -104,6 +104,10 @@ pub struct DataArgs {
     /// Accept perturbed genes that are not among the file's genes (vocabulary-only tokens).
     #[arg(long)]
     pub allow_unmeasured: bool,
+    /// Memory the expression may take, e.g. 2GiB: loaded when it fits, else read from the file
+    /// block by block (default: auto, an eighth of the machine's memory).
+    #[arg(long, default_value = "auto")]
+    pub max_memory: ccfm_data::MemoryBudget,
 }
 
 impl DataArgs {
@@ -119,6 +123,7 @@ impl DataArgs {
             } else {
                 UnmeasuredPerturbations::Error
             },
+            max_memory: self.max_memory,
             ..Default::default()
         }
     }

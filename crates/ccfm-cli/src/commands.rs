@@ -83,6 +83,7 @@ fn inspect_json(
             .collect::<std::collections::BTreeMap<_, _>>(),
         "unmeasured_perturbed_genes": data.report.unmeasured_genes,
         "has_doses": t.doses.is_some(),
+        "storage": data.report.storage.to_string(),
         "load_seconds": data.report.seconds,
     })
 }
@@ -140,6 +141,7 @@ fn print_prepared(data: &ccfm_data::PreparedData) {
     if t.doses.is_some() {
         println!("  doses: per cell (Dose1/Dose2 or dose_val)");
     }
+    println!("  expression: {}", data.report.storage);
     println!("  validation: ok (loaded in {:.3} s)", data.report.seconds);
 }
 
@@ -267,7 +269,7 @@ pub fn synth(a: &SynthArgs) -> CliResult {
     // The additive baseline on the written data, by interaction type.
     let prepared = prepare(out, &PrepareOptions::default())?;
     let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-    for (name, r, _) in additive_check(&prepared) {
+    for (name, r, _) in additive_check(&prepared)? {
         let t = data
             .gi_type
             .iter()

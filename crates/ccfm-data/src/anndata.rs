@@ -523,6 +523,57 @@ impl AnnData {
         })
     }
 
+    /// The row pointers of a CSR `element` (checked against its shape and its `data`) and its
+    /// `indices` and `data` datasets, unread: for reading rows by hyperslabs.
+    pub(crate) fn csr_parts(&self, element: &str) -> Result<(Vec<u64>, Dataset, Dataset), DataError> {
+        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
+        let err = |e: hdf5::Error| self.malformed(element, e);
+        let g = self.file.group(element).map_err(err)?;
+        let shape: Vec<i64> = g
+            .attr("shape")
+            .and_then(|a| a.read_raw::<i64>())
+            .map_err(err)?;
+        if shape != [n_obs as i64, n_vars as i64] {
+            return Err(self.malformed(
+                element,
+                format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
+            ));
+        }
+        let indptr: Vec<i64> = g
+            .dataset("indptr")
+            .and_then(|d| read_vec::<i64>(&d))
+            .map_err(err)?;
+        let indices = g.dataset("indices").map_err(err)?;
+        let data = g.dataset("data").map_err(err)?;
+        guard(&indices).map_err(err)?;
+        guard(&data).map_err(err)?;
+        if indptr.len() != n_obs + 1
+            || indices.size() != data.size()
+            || indptr[n_obs] != data.size() as i64
+        {
+            return Err(self.malformed(element, "indptr / indices / data lengths disagree"));
+        }
+        check_compressed(&indptr, &[], n_obs, n_vars)
+            .map_err(|detail| self.malformed(element, detail))?;
+        Ok((indptr.into_iter().map(|p| p as u64).collect(), indices, data))
+    }
+
+    /// Values stored by a sparse `element` (the length of its `data`), if it has one.
+    pub(crate) fn stored_values(&self, element: &str) -> Option<u64> {
+        let g = self.file.group(element).ok()?;
+        Some(g.dataset("data").ok()?.size() as u64)
+    }
+
+    /// The dataset of a dense `element`.
+    pub(crate) fn dense_dataset(&self, element: &str) -> Result<Dataset, DataError> {
+        let ds = self
+            .file
+            .dataset(element)
+            .map_err(|e| self.malformed(element, e))?;
+        guard(&ds).map_err(|e| self.malformed(element, e))?;
+        Ok(ds)
+    }
+
     /// Whether an HDF5 object exists at `path` (e.g. `"uns/log1p"`, `"layers/counts"`).
     pub fn exists(&self, path: &str) -> bool {
         self.file.link_exists(path)

@@ -174,20 +174,7 @@ const CACHE_MAGIC: &[u8] = b"CCFM-COEXPRESSION-MASK-1\n";
 
 /// The cache key of a mask: a hash of the settings, the gene names and the training matrix.
 pub fn cache_key(x: &[f64], cells: usize, gene_names: &[String], cfg: &CoexpressionConfig) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    fnv1a(&mut h, CACHE_MAGIC);
-    for v in [
-        cfg.top_k as u64,
-        cfg.use_negative_edge as u64,
-        cfg.n_specials as u64,
-        cells as u64,
-    ] {
-        fnv1a(&mut h, &v.to_le_bytes());
-    }
-    for g in gene_names {
-        fnv1a(&mut h, g.as_bytes());
-        fnv1a(&mut h, &[0]);
-    }
+    let mut h = key_prefix(cells, gene_names, cfg);
     for v in x {
         fnv1a(&mut h, &v.to_bits().to_le_bytes());
     }
@@ -218,15 +205,32 @@ pub fn cached_coexpression_mask(
     cfg: &CoexpressionConfig,
 ) -> Result<(Vec<bool>, bool), crate::DataError> {
     let m = gene_names.len() + cfg.n_specials;
-    let key = cache_key(x, cells, gene_names, cfg);
-    let path = cache_dir.join(format!("coexpression-{key:016x}-k{}.mask", cfg.top_k));
-    if let Some(mask) = std::fs::read(&path).ok().and_then(|b| decode(&b, m)) {
+    let path = cache_path(cache_dir, cache_key(x, cells, gene_names, cfg), cfg);
+    if let Some(mask) = read_cached(&path, m) {
         return Ok((mask, true));
     }
     let mask = coexpression_mask(x, cells, gene_names, cfg);
+    write_cached(cache_dir, &path, &mask)?;
+    Ok((mask, false))
+}
+
+fn cache_path(dir: &std::path::Path, key: u64, cfg: &CoexpressionConfig) -> std::path::PathBuf {
+    dir.join(format!("coexpression-{key:016x}-k{}.mask", cfg.top_k))
+}
+
+fn read_cached(path: &std::path::Path, m: usize) -> Option<Vec<bool>> {
+    std::fs::read(path).ok().and_then(|b| decode(&b, m))
+}
+
+fn write_cached(
+    cache_dir: &std::path::Path,
+    path: &std::path::Path,
+    mask: &[bool],
+) -> Result<(), crate::DataError> {
+    let m = (mask.len() as f64).sqrt() as usize;
     let mut bytes = CACHE_MAGIC.to_vec();
     bytes.extend_from_slice(&(m as u64).to_le_bytes());
-    let mut bits = vec![0u8; (m * m).div_ceil(8)];
+    let mut bits = vec![0u8; mask.len().div_ceil(8)];
     for (i, &b) in mask.iter().enumerate() {
         bits[i / 8] |= u8::from(b) << (i % 8);
     }
@@ -235,6 +239,145 @@ pub fn cached_coexpression_mask(
         path: cache_dir.to_path_buf(),
         detail: format!("creating the cache directory: {e}"),
     })?;
-    crate::fs::write_atomic(&path, &bytes)?;
+    crate::fs::write_atomic(path, &bytes)
+}
+
+/// Visits the training matrix: calls its argument with consecutive row-major `(rows, genes)`
+/// blocks of f64 values, every cell once, in the same order on every call.
+pub type RowPasses<'a> =
+    dyn FnMut(&mut dyn FnMut(&[f64])) -> Result<(), crate::DataError> + 'a;
+
+/// [`cached_coexpression_mask`] for a training matrix that is not in memory, in three passes
+/// over it (gene means, variances, then the cross-products of the z-scores): the same
+/// statistics as [`correlation`], the cross-products summed block by block. The cache key is
+/// the in-memory one, so both paths share cached masks.
+pub fn streamed_coexpression_mask(
+    rows: &mut RowPasses<'_>,
+    cells: usize,
+    gene_names: &[String],
+    cfg: &CoexpressionConfig,
+    cache_dir: Option<&std::path::Path>,
+) -> Result<(Vec<bool>, bool), crate::DataError> {
+    let genes = gene_names.len();
+    let mut key = key_prefix(cells, gene_names, cfg);
+    let mut mean = vec![0.0; genes];
+    rows(&mut |block| {
+        for (k, &v) in block.iter().enumerate() {
+            fnv1a(&mut key, &v.to_bits().to_le_bytes());
+            mean[k % genes] += v.max(0.0).ln_1p();
+        }
+    })?;
+    let m = genes + cfg.n_specials;
+    let path = cache_dir.map(|d| cache_path(d, key, cfg));
+    if let Some(mask) = path.as_deref().and_then(|p| read_cached(p, m)) {
+        return Ok((mask, true));
+    }
+    mean.iter_mut().for_each(|s| *s /= cells as f64);
+    let mut sd = vec![0.0; genes];
+    rows(&mut |block| {
+        for (k, &v) in block.iter().enumerate() {
+            sd[k % genes] += (v.max(0.0).ln_1p() - mean[k % genes]).powi(2);
+        }
+    })?;
+    for s in &mut sd {
+        let v = (*s / (cells as f64 - 1.0)).sqrt();
+        *s = if v == 0.0 || !v.is_finite() { 1.0 } else { v };
+    }
+    let mut gram = Gram::new(genes);
+    rows(&mut |block| gram.add(block, &mean, &sd))?;
+    let corr = gram.correlation(cells);
+    let mask = sorted_pad_mask(&blocked_mask(&corr, genes, cfg), gene_names, cfg.n_specials);
+    if let (Some(dir), Some(p)) = (cache_dir, &path) {
+        write_cached(dir, p, &mask)?;
+    }
     Ok((mask, false))
+}
+
+/// The hash of everything in a cache key but the values.
+fn key_prefix(cells: usize, gene_names: &[String], cfg: &CoexpressionConfig) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut h, CACHE_MAGIC);
+    for v in [
+        cfg.top_k as u64,
+        cfg.use_negative_edge as u64,
+        cfg.n_specials as u64,
+        cells as u64,
+    ] {
+        fnv1a(&mut h, &v.to_le_bytes());
+    }
+    for g in gene_names {
+        fnv1a(&mut h, g.as_bytes());
+        fnv1a(&mut h, &[0]);
+    }
+    h
+}
+
+/// Sums of the z-scores and of their cross-products (upper triangle, row-major).
+struct Gram {
+    genes: usize,
+    sum: Vec<f64>,
+    cross: Vec<f64>,
+}
+
+impl Gram {
+    fn new(genes: usize) -> Self {
+        Self {
+            genes,
+            sum: vec![0.0; genes],
+            cross: vec![0.0; genes * genes],
+        }
+    }
+
+    /// Add a row-major block of raw values, z-scored with `mean` and `sd`.
+    fn add(&mut self, block: &[f64], mean: &[f64], sd: &[f64]) {
+        let g = self.genes;
+        let rows = block.len() / g.max(1);
+        let mut cols = vec![0.0; rows * g];
+        for r in 0..rows {
+            for k in 0..g {
+                let z = (block[r * g + k].max(0.0).ln_1p() - mean[k]) / sd[k];
+                cols[k * rows + r] = z;
+                self.sum[k] += z;
+            }
+        }
+        self.cross
+            .par_chunks_mut(g)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let ci = &cols[i * rows..(i + 1) * rows];
+                for (j, o) in out.iter_mut().enumerate().skip(i) {
+                    let cj = &cols[j * rows..(j + 1) * rows];
+                    *o += ci.iter().zip(cj).map(|(a, b)| a * b).sum::<f64>();
+                }
+            });
+    }
+
+    /// Pearson correlation as [`correlation`] defines it, from the sums over `cells` cells.
+    fn correlation(&self, cells: usize) -> Vec<f64> {
+        let g = self.genes;
+        let n = cells as f64;
+        let centred = |i: usize, j: usize| {
+            let (a, b) = (i.min(j), i.max(j));
+            self.cross[a * g + b] - self.sum[a] * self.sum[b] / n
+        };
+        let norm: Vec<f64> = (0..g).map(|i| centred(i, i).max(0.0).sqrt()).collect();
+        let mut r = vec![0.0; g * g];
+        for i in 0..g {
+            for j in 0..g {
+                r[i * g + j] = if i == j {
+                    1.0
+                } else if norm[i] == 0.0 || norm[j] == 0.0 {
+                    0.0
+                } else {
+                    let v = centred(i, j) / (norm[i] * norm[j]);
+                    if v.is_finite() {
+                        v.clamp(-1.0, 1.0)
+                    } else {
+                        0.0
+                    }
+                };
+            }
+        }
+        r
+    }
 }

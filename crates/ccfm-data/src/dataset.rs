@@ -1,16 +1,21 @@
 //! From a file to the training matrix, as scDFM prepares it: read the layout
 //! ([`crate::schema`]), check the values, normalise counts (`normalize_total` + `log1p`) or take
 //! log1p data as it is, select seurat highly-variable genes on all cells, force in the perturbed
-//! genes, and hold the result as a dense `cells x genes` log1p matrix.
+//! genes, and hold the result as a dense `cells x genes` log1p matrix — in memory when it fits
+//! the memory budget (`PrepareOptions::max_memory`), otherwise read from the file block by block
+//! ([`crate::stream`]), with the same statistics computed in passes over the file.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::anndata::AnnData;
+use crate::anndata::{AnnData, MatrixEncoding};
+use crate::blocks::RowReader;
 use crate::hvg::{highly_variable_seurat, GeneMoments};
 use crate::preprocess::{
-    check_values, detect_scale, log1p, normalize_total, TargetSum, ValueScale,
+    check_values, detect_scale, log1p, normalize_total, target_total, TargetSum, ValueScale,
+    ValueStats,
 };
+use crate::stream::{human_bytes, Expression, Layout, MemoryBudget, StreamedMatrix};
 use crate::schema::{read_table, Perturbagen, PerturbationTable, SchemaOptions};
 use crate::vocab::GeneVocab;
 use crate::DataError;
@@ -56,7 +61,14 @@ pub struct PrepareOptions {
     /// Add measured perturbed genes to the HVG selection (scDFM does).
     pub force_include_perturbed: bool,
     pub unmeasured: UnmeasuredPerturbations,
+    /// Memory the prepared expression may take: in memory when loading fits it, else streamed.
+    pub max_memory: MemoryBudget,
+    /// Cells per streamed block (one condition's consecutive cells).
+    pub block_cells: usize,
 }
+
+/// Cells per streamed block by default.
+pub const BLOCK_CELLS: usize = 1024;
 
 impl Default for PrepareOptions {
     fn default() -> Self {
@@ -68,6 +80,44 @@ impl Default for PrepareOptions {
             n_top_genes: None,
             force_include_perturbed: true,
             unmeasured: UnmeasuredPerturbations::Error,
+            max_memory: MemoryBudget::Auto,
+            block_cells: BLOCK_CELLS,
+        }
+    }
+}
+
+/// Where the prepared expression is kept, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageReport {
+    /// Memory loading the file would take (sparse rows read plus the dense result), estimated
+    /// from the row pointers before reading values.
+    pub in_memory_bytes: u64,
+    /// The budget it was compared with (`max_memory`, resolved).
+    pub budget: u64,
+    pub budget_setting: MemoryBudget,
+    /// Cells per block when streamed; `None` in memory.
+    pub block_cells: Option<usize>,
+}
+
+impl std::fmt::Display for StorageReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let setting = match self.budget_setting {
+            MemoryBudget::Auto => format!("auto = {}", human_bytes(self.budget)),
+            b => b.to_string(),
+        };
+        match self.block_cells {
+            None => write!(
+                f,
+                "in memory (~{} to load, data.max_memory {setting})",
+                human_bytes(self.in_memory_bytes)
+            ),
+            Some(b) => write!(
+                f,
+                "streamed from the file (~{} to load exceeds data.max_memory {setting}; \
+                 a cache of at most {} holds decoded blocks of {b} cells)",
+                human_bytes(self.in_memory_bytes),
+                human_bytes(self.budget)
+            ),
         }
     }
 }
@@ -87,10 +137,11 @@ pub struct PrepareReport {
     pub forced_genes: Vec<String>,
     /// Perturbed genes with no expression column.
     pub unmeasured_genes: Vec<String>,
+    pub storage: StorageReport,
     pub seconds: f64,
 }
 
-/// A prepared dataset: the layout plus the dense log1p expression of the selected genes.
+/// A prepared dataset: the layout plus the log1p expression of the selected genes.
 #[derive(Debug, Clone)]
 pub struct PreparedData {
     pub table: PerturbationTable,
@@ -98,8 +149,8 @@ pub struct PreparedData {
     pub genes: Vec<String>,
     /// Their columns in the file.
     pub gene_columns: Vec<usize>,
-    /// Row-major `(table.n_cells(), genes.len())` log1p values.
-    pub x: Vec<f32>,
+    /// `(table.n_cells(), genes.len())` log1p values, in memory or streamed.
+    pub x: Expression,
     pub report: PrepareReport,
 }
 
@@ -108,20 +159,37 @@ impl PreparedData {
         self.genes.len()
     }
 
-    /// The expression row of kept cell `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        let g = self.genes.len();
-        &self.x[i * g..(i + 1) * g]
+    /// Row-major `(cells, genes)` values of the kept cells `cells` over the columns `genes`.
+    pub fn gather(&self, cells: &[usize], genes: &[usize]) -> Result<Vec<f32>, DataError> {
+        match &self.x {
+            Expression::InMemory(x) => {
+                let g = self.genes.len();
+                let mut out = Vec::with_capacity(cells.len() * genes.len());
+                for &c in cells {
+                    let row = &x[c * g..(c + 1) * g];
+                    out.extend(genes.iter().map(|&j| row[j]));
+                }
+                Ok(out)
+            }
+            Expression::Streamed(s) => s.gather(cells, genes),
+        }
     }
 
-    /// Row-major `(cells, genes)` values of the kept cells `cells` over the columns `genes`.
-    pub fn gather(&self, cells: &[usize], genes: &[usize]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(cells.len() * genes.len());
-        for &c in cells {
-            let row = self.row(c);
-            out.extend(genes.iter().map(|&g| row[g]));
+    /// Every selected gene of the kept cells `cells`, row-major.
+    pub fn rows(&self, cells: &[usize]) -> Result<Vec<f32>, DataError> {
+        let all: Vec<usize> = (0..self.genes.len()).collect();
+        self.gather(cells, &all)
+    }
+
+    /// Per selected gene, the sums of `expm1(x)` and its square over every kept cell (as
+    /// [`GeneMoments::from_dense`] computes them on the dense matrix).
+    pub fn gene_moments(&self) -> GeneMoments {
+        match &self.x {
+            Expression::InMemory(x) => {
+                GeneMoments::from_dense(x, self.table.n_cells(), self.genes.len(), None)
+            }
+            Expression::Streamed(s) => s.moments().clone(),
         }
-        out
     }
 
     /// The scDFM vocabulary: the specials, the selected genes, and for gene perturbations the
@@ -251,21 +319,17 @@ fn unmeasured_error(path: &Path, unmeasured: &[String]) -> DataError {
     }
 }
 
-/// The kept gene columns (seurat HVGs, or all) in var order, and the measured perturbed genes
-/// that were forced in.
+/// The kept gene columns (seurat HVGs from `moments`, or all) in var order, and the measured
+/// perturbed genes that were forced in.
 fn select_genes(
-    m: &crate::anndata::CsrRows,
+    moments: impl FnOnce() -> GeneMoments,
     table: &PerturbationTable,
     opts: &PrepareOptions,
-    log_base: Option<f64>,
     perturbed_cols: &[usize],
 ) -> (Vec<usize>, Vec<String>) {
     let n_genes = table.genes.len();
     let mut keep = match opts.n_top_genes {
-        Some(n) => {
-            let moments = GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, n_genes, log_base);
-            highly_variable_seurat(&moments, n)
-        }
+        Some(n) => highly_variable_seurat(&moments(), n),
         None => vec![true; n_genes],
     };
     let mut forced = Vec::new();
@@ -288,68 +352,302 @@ fn densify(
     n_genes: usize,
     gene_columns: &[usize],
 ) -> Vec<f32> {
-    let mut col_pos = vec![usize::MAX; n_genes];
-    for (k, &c) in gene_columns.iter().enumerate() {
-        col_pos[c] = k;
-    }
+    let col_pos = column_positions(n_genes, gene_columns);
     let width = gene_columns.len();
     let mut x = vec![0f32; n_rows * width];
     for r in 0..n_rows {
         for p in m.indptr[r]..m.indptr[r + 1] {
             let k = col_pos[m.indices[p]];
-            if k != usize::MAX {
-                x[r * width + k] = m.data[p] as f32;
+            if k != u32::MAX {
+                x[r * width + k as usize] = m.data[p] as f32;
             }
         }
     }
     x
 }
 
-/// Read and prepare `path`.
+/// For each of `n_genes` file columns, its position among `gene_columns` (`u32::MAX`: absent).
+fn column_positions(n_genes: usize, gene_columns: &[usize]) -> Vec<u32> {
+    let mut col_pos = vec![u32::MAX; n_genes];
+    for (k, &c) in gene_columns.iter().enumerate() {
+        col_pos[c] = k as u32;
+    }
+    col_pos
+}
+
+/// Estimated memory of loading `element` for the kept rows (the sparse rows as f64 + index, and
+/// the dense f32 result), from the row pointers, before any value is read.
+fn estimate_in_memory(
+    ad: &AnnData,
+    element: &str,
+    table: &PerturbationTable,
+    opts: &PrepareOptions,
+) -> Result<(u64, Option<RowReader>), DataError> {
+    let n_kept = table.rows.len() as u64;
+    let n_vars = ad.n_vars() as u64;
+    let width = opts
+        .n_top_genes
+        .map_or(n_vars, |n| (n as u64 + table.perturbation_tokens().len() as u64).min(n_vars));
+    let dense = 4 * n_kept * width;
+    Ok(match ad.encoding(element)? {
+        MatrixEncoding::Csr => {
+            let reader = RowReader::open(ad, element)?;
+            (16 * reader.stored(&table.rows) + dense, Some(reader))
+        }
+        MatrixEncoding::Dense => (16 * n_kept * n_vars + dense, None),
+        MatrixEncoding::Csc => {
+            let stored = ad.stored_values(element).unwrap_or(n_kept * n_vars);
+            (24 * stored + dense, None)
+        }
+    })
+}
+
+/// Read and prepare `path`: in memory when loading fits `opts.max_memory`, else streamed.
 pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<PreparedData, DataError> {
     let start = Instant::now();
     let path = path.as_ref();
     let ad = AnnData::open(path)?;
     let table = read_table(&ad, &opts.schema)?;
-
     let element = choose_element(&ad, &table, opts);
-    let values = read_log1p(&ad, &element, &table.rows, opts.scale, opts.target_sum)?;
-    // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
-    let (perturbed_cols, unmeasured) = perturbed_genes(path, &table, opts.unmeasured)?;
-    let m = &values.matrix;
-    let (gene_columns, forced) = select_genes(m, &table, opts, values.log_base, &perturbed_cols);
-    let genes: Vec<String> = gene_columns
-        .iter()
-        .map(|&c| table.genes[c].clone())
-        .collect();
-    // Densify only the selected genes.
-    let n_genes = table.genes.len();
-    let x = densify(m, table.n_cells(), n_genes, &gene_columns);
+    let (in_memory_bytes, reader) = estimate_in_memory(&ad, &element, &table, opts)?;
+    let budget = opts.max_memory.bytes();
+    let mut storage = StorageReport {
+        in_memory_bytes,
+        budget,
+        budget_setting: opts.max_memory,
+        block_cells: None,
+    };
+    let mut data = if in_memory_bytes <= budget {
+        prepare_in_memory(&ad, table, &element, opts)?
+    } else {
+        let reader = match reader {
+            Some(r) => r,
+            None => RowReader::open(&ad, &element)?,
+        };
+        storage.block_cells = Some(opts.block_cells.max(1));
+        prepare_streamed(&ad, table, &element, opts, reader)?
+    };
+    data.report.storage = storage;
+    data.report.seconds = start.elapsed().as_secs_f64();
+    Ok(data)
+}
 
-    let report = PrepareReport {
-        path: path.to_path_buf(),
-        element,
+/// The report of a preparation before its storage and time are filled in.
+fn report(
+    ad: &AnnData,
+    element: &str,
+    found: &Found,
+    genes: &GenesChosen,
+    n_genes: usize,
+) -> PrepareReport {
+    PrepareReport {
+        path: ad.path().to_path_buf(),
+        element: element.to_string(),
+        scale: found.scale,
+        target_sum: found.target_sum,
+        value_max: found.stats.max,
+        genes_in_file: n_genes,
+        genes_selected: genes.columns.len(),
+        forced_genes: genes.forced.clone(),
+        unmeasured_genes: genes.unmeasured.clone(),
+        storage: StorageReport {
+            in_memory_bytes: 0,
+            budget: 0,
+            budget_setting: MemoryBudget::Auto,
+            block_cells: None,
+        },
+        seconds: 0.0,
+    }
+}
+
+/// What reading the values found: their summary, scale and normalisation.
+struct Found {
+    stats: ValueStats,
+    scale: ValueScale,
+    target_sum: Option<f64>,
+    log_base: Option<f64>,
+}
+
+/// The chosen genes.
+struct GenesChosen {
+    columns: Vec<usize>,
+    forced: Vec<String>,
+    unmeasured: Vec<String>,
+}
+
+impl GenesChosen {
+    fn names(&self, table: &PerturbationTable) -> Vec<String> {
+        self.columns.iter().map(|&c| table.genes[c].clone()).collect()
+    }
+}
+
+/// Prepare with every value in memory.
+fn prepare_in_memory(
+    ad: &AnnData,
+    table: PerturbationTable,
+    element: &str,
+    opts: &PrepareOptions,
+) -> Result<PreparedData, DataError> {
+    let values = read_log1p(ad, element, &table.rows, opts.scale, opts.target_sum)?;
+    // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
+    let (perturbed_cols, unmeasured) = perturbed_genes(ad.path(), &table, opts.unmeasured)?;
+    let m = &values.matrix;
+    let n_genes = table.genes.len();
+    let moments = || GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, n_genes, values.log_base);
+    let (columns, forced) = select_genes(moments, &table, opts, &perturbed_cols);
+    let chosen = GenesChosen {
+        columns,
+        forced,
+        unmeasured,
+    };
+    // Densify only the selected genes.
+    let x = densify(m, table.n_cells(), n_genes, &chosen.columns);
+    let found = Found {
+        stats: values.stats,
         scale: values.scale,
         target_sum: values.target_sum,
-        value_max: values.stats.max,
-        genes_in_file: n_genes,
-        genes_selected: genes.len(),
-        forced_genes: forced,
-        unmeasured_genes: unmeasured,
-        seconds: start.elapsed().as_secs_f64(),
+        log_base: values.log_base,
     };
     Ok(PreparedData {
+        report: report(ad, element, &found, &chosen, n_genes),
+        genes: chosen.names(&table),
+        gene_columns: chosen.columns,
+        x: Expression::InMemory(x),
         table,
-        genes,
-        gene_columns,
-        x,
-        report,
+    })
+}
+
+/// Rows per block of the statistics passes.
+const PASS_ROWS: usize = 8192;
+
+/// The names of the file rows `rows`.
+fn row_names(ad: &AnnData, rows: &[usize]) -> Vec<String> {
+    rows.iter().map(|&r| ad.obs.index[r].clone()).collect()
+}
+
+/// Pass 1 over the kept rows: check the values, find their scale and each cell's total; the
+/// `normalize_total` factor of each cell for counts.
+fn scan_values(
+    ad: &AnnData,
+    reader: &RowReader,
+    rows: &[usize],
+    element: &str,
+    opts: &PrepareOptions,
+) -> Result<(Found, Option<Vec<f64>>), DataError> {
+    let mut stats: Option<ValueStats> = None;
+    let mut totals = Vec::with_capacity(rows.len());
+    reader.for_each_block(rows, PASS_ROWS, |block, m| {
+        let s = check_values(ad.path(), element, m, &row_names(ad, block))?;
+        stats = Some(stats.map_or(s, |t| t.merge(s)));
+        totals.extend((0..block.len()).map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum::<f64>()));
+        Ok(())
+    })?;
+    let stats = stats.unwrap_or(ValueStats {
+        min: 0.0,
+        max: 0.0,
+        all_integer: true,
+        stored: 0,
+    });
+    let scale = match opts.scale {
+        Some(s) => s,
+        None => detect_scale(ad.path(), element, &stats, ad.exists("uns/log1p"))?,
+    };
+    let (target_sum, log_base, factors) = match scale {
+        ValueScale::Counts => {
+            let target = target_total(&totals, opts.target_sum);
+            let f = totals.iter().map(|&t| if t > 0.0 { target / t } else { 1.0 }).collect();
+            (Some(target), None, Some(f))
+        }
+        ValueScale::Log1p => (None, ad.scalar_f64("uns/log1p/base"), None),
+    };
+    let found = Found {
+        stats,
+        scale,
+        target_sum,
+        log_base,
+    };
+    Ok((found, factors))
+}
+
+/// Pass 2: per-gene moments of every file gene over the kept cells, at the file's precision
+/// (for the HVG selection) and as f32 values (for the prediction genes).
+fn scan_moments(
+    reader: &RowReader,
+    rows: &[usize],
+    factors: Option<&[f64]>,
+    log_base: Option<f64>,
+) -> Result<(GeneMoments, GeneMoments), DataError> {
+    let n = reader.n_cols();
+    let (mut full, mut f32s) = (GeneMoments::new(n), GeneMoments::new(n));
+    let mut done = 0;
+    reader.for_each_block(rows, PASS_ROWS, |block, m| {
+        let mut data = m.data.clone();
+        for r in 0..block.len() {
+            let f = factors.map(|f| f[done + r]);
+            for v in &mut data[m.indptr[r]..m.indptr[r + 1]] {
+                *v = crate::stream::log1p_value(*v, f);
+            }
+        }
+        full.add_csr(&data, &m.indices, block.len(), log_base);
+        f32s.add_csr_f32(&data, &m.indices, block.len());
+        done += block.len();
+        Ok(())
+    })?;
+    Ok((full, f32s))
+}
+
+/// Prepare with the values left in the file: the statistics in two passes over it, the
+/// expression read block by block later.
+fn prepare_streamed(
+    ad: &AnnData,
+    table: PerturbationTable,
+    element: &str,
+    opts: &PrepareOptions,
+    reader: RowReader,
+) -> Result<PreparedData, DataError> {
+    let rows = &table.rows;
+    let (found, factors) = scan_values(ad, &reader, rows, element, opts)?;
+    let (perturbed_cols, unmeasured) = perturbed_genes(ad.path(), &table, opts.unmeasured)?;
+    let (full, f32s) = scan_moments(&reader, rows, factors.as_deref(), found.log_base)?;
+    let (columns, forced) = select_genes(|| full, &table, opts, &perturbed_cols);
+    let chosen = GenesChosen {
+        columns,
+        forced,
+        unmeasured,
+    };
+    let n_genes = table.genes.len();
+    let pools = table.cells_by_condition();
+    let mut place = vec![(0u32, 0u32); table.n_cells()];
+    for (cond, pool) in pools.iter().enumerate() {
+        for (pos, &c) in pool.iter().enumerate() {
+            place[c] = (cond as u32, pos as u32);
+        }
+    }
+    let layout = Layout {
+        rows: table.rows.clone(),
+        factors,
+        col_pos: column_positions(n_genes, &chosen.columns),
+        width: chosen.columns.len(),
+        block_cells: opts.block_cells.max(1),
+        pools,
+        place,
+        moments: f32s.select(&chosen.columns),
+        reader,
+    };
+    let budget = opts.max_memory.bytes();
+    Ok(PreparedData {
+        report: report(ad, element, &found, &chosen, n_genes),
+        genes: chosen.names(&table),
+        gene_columns: chosen.columns,
+        x: Expression::Streamed(StreamedMatrix::new(layout, budget)),
+        table,
     })
 }
 
 /// Seurat highly-variable genes of a file, as `sc.pp.highly_variable_genes(adata,
 /// n_top_genes=n_top)` selects them: var names in var order. Count data are normalised to the
-/// median total and log1p'd first; `dataset` keeps the cells with that `obs['dataset']`.
+/// median total and log1p'd first; `dataset` keeps the cells with that `obs['dataset']`. CSR and
+/// dense matrices are read in blocks of rows (two passes), never whole.
 pub fn highly_variable_genes(
     path: impl AsRef<Path>,
     element: &str,
@@ -359,9 +657,16 @@ pub fn highly_variable_genes(
     let path = path.as_ref();
     let ad = AnnData::open(path)?;
     let rows = crate::schema::dataset_rows(&ad, dataset, false)?;
-    let v = read_log1p(&ad, element, &rows, None, TargetSum::Median)?;
-    let (m, log_base) = (v.matrix, v.log_base);
-    let moments = GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, ad.n_vars(), log_base);
+    let moments = if ad.encoding(element)? == MatrixEncoding::Csc {
+        let v = read_log1p(&ad, element, &rows, None, TargetSum::Median)?;
+        let m = v.matrix;
+        GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, ad.n_vars(), v.log_base)
+    } else {
+        let reader = RowReader::open(&ad, element)?;
+        let opts = PrepareOptions::default();
+        let (found, factors) = scan_values(&ad, &reader, &rows, element, &opts)?;
+        scan_moments(&reader, &rows, factors.as_deref(), found.log_base)?.0
+    };
     Ok(highly_variable_seurat(&moments, n_top)
         .iter()
         .zip(&ad.var.index)

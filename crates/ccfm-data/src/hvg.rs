@@ -18,7 +18,7 @@ pub struct GeneMoments {
 }
 
 impl GeneMoments {
-    fn new(genes: usize) -> Self {
+    pub fn new(genes: usize) -> Self {
         Self {
             n: 0,
             sum: vec![0.0; genes],
@@ -47,6 +47,37 @@ impl GeneMoments {
             }
         }
         m
+    }
+
+    /// Add CSR rows (`indptr` has one entry per cell plus one) to the sums, as
+    /// [`GeneMoments::from_csr`] adds them.
+    pub fn add_csr(&mut self, data: &[f64], indices: &[usize], rows: usize, log_base: Option<f64>) {
+        let scale = log_base.map_or(1.0, f64::ln);
+        self.n += rows;
+        for (&g, &v) in indices.iter().zip(data) {
+            self.add(g, v, scale);
+        }
+    }
+
+    /// Add CSR rows as [`GeneMoments::from_dense`] would see them after the values were
+    /// stored as f32 (natural logarithm).
+    pub fn add_csr_f32(&mut self, data: &[f64], indices: &[usize], rows: usize) {
+        self.n += rows;
+        for (&g, &v) in indices.iter().zip(data) {
+            let v = v as f32;
+            if v != 0.0 {
+                self.add(g, v as f64, 1.0);
+            }
+        }
+    }
+
+    /// The moments of the genes `genes` only, in that order.
+    pub fn select(&self, genes: &[usize]) -> GeneMoments {
+        GeneMoments {
+            n: self.n,
+            sum: genes.iter().map(|&g| self.sum[g]).collect(),
+            sum_sq: genes.iter().map(|&g| self.sum_sq[g]).collect(),
+        }
     }
 
     /// From CSR storage (`indptr` has one entry per cell plus one).

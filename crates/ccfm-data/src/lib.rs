@@ -13,6 +13,7 @@
 //! - [`synth`] generates Norman-like and ComboSciPlex-like data with a known ground truth.
 
 pub mod anndata;
+pub mod blocks;
 pub mod coexpression;
 pub mod dataset;
 pub mod error;
@@ -24,13 +25,16 @@ pub mod preprocess;
 pub mod sampler;
 pub mod schema;
 pub mod split;
+pub mod stream;
 pub mod synth;
 pub mod vocab;
 pub mod writer;
 
 pub use anndata::{AnnData, Column, CsrRows, DataFrame, MatrixEncoding};
 pub use coexpression::{coexpression_mask, CoexpressionConfig};
-pub use dataset::{prepare, PrepareOptions, PrepareReport, PreparedData, UnmeasuredPerturbations};
+pub use dataset::{
+    prepare, PrepareOptions, PrepareReport, PreparedData, StorageReport, UnmeasuredPerturbations,
+};
 pub use error::DataError;
 pub use h5ad::H5adSummary;
 pub use hvg::{highly_variable_seurat, GeneMoments};
@@ -38,6 +42,7 @@ pub use preprocess::{TargetSum, ValueScale};
 pub use sampler::{test_cases, SampledBatch, SamplerState, TestCase, TrainSampler};
 pub use schema::{Condition, Perturbagen, PerturbationTable, Schema, SchemaOptions};
 pub use split::{Split, SplitConfig, SplitMethod};
+pub use stream::{Expression, MemoryBudget, StreamedMatrix};
 pub use synth::{Preset, Size, SynthConfig, SynthData};
 pub use vocab::{GeneVocab, VocabError};
 pub use writer::{write_h5ad, AnnDataOut, MatrixOut, UnsValue};

@@ -142,7 +142,22 @@ pub fn normalize_total(m: &mut CsrRows, target: TargetSum) -> f64 {
     let totals: Vec<f64> = (0..n)
         .map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum())
         .collect();
-    let target = match target {
+    let target = target_total(&totals, target);
+    for (r, &t) in totals.iter().enumerate() {
+        if t > 0.0 {
+            let f = target / t;
+            for v in &mut m.data[m.indptr[r]..m.indptr[r + 1]] {
+                *v *= f;
+            }
+        }
+    }
+    target
+}
+
+/// The total each cell is scaled to: the fixed target, or the median of the non-zero
+/// `totals` (1 when every total is zero).
+pub fn target_total(totals: &[f64], target: TargetSum) -> f64 {
+    match target {
         TargetSum::Fixed(t) => t,
         TargetSum::Median => {
             let mut pos: Vec<f64> = totals.iter().copied().filter(|&t| t > 0.0).collect();
@@ -153,16 +168,19 @@ pub fn normalize_total(m: &mut CsrRows, target: TargetSum) -> f64 {
                 k => 0.5 * (pos[k / 2 - 1] + pos[k / 2]),
             }
         }
-    };
-    for (r, &t) in totals.iter().enumerate() {
-        if t > 0.0 {
-            let f = target / t;
-            for v in &mut m.data[m.indptr[r]..m.indptr[r + 1]] {
-                *v *= f;
-            }
+    }
+}
+
+impl ValueStats {
+    /// The summary of two parts of a matrix.
+    pub fn merge(self, other: ValueStats) -> ValueStats {
+        ValueStats {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+            all_integer: self.all_integer && other.all_integer,
+            stored: self.stored + other.stored,
         }
     }
-    target
 }
 
 /// `log1p` in place on the stored values (zeros stay zero).

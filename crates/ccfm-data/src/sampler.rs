@@ -5,6 +5,12 @@
 //! random subset of `genes_per_step` genes per step (`randperm(G)[:T]`), shared by the batch.
 //! The values are the log1p expression, which is also what the scGPT extractor reads.
 //!
+//! When the expression is streamed ([`crate::stream`]), a batch's target cells come from one
+//! block of its condition and its control cells from one block of the controls: the first cell
+//! is drawn uniformly from the whole pool, the others uniformly from that cell's block
+//! (`block_cells` consecutive cells of the pool), so every draw is still uniform over the pool
+//! while a step reads at most two blocks.
+//!
 //! Testing: per test condition, the control pool shuffled and its first `n` cells taken (the
 //! pool is reshuffled and appended when `n` exceeds it), with the condition's real cells.
 
@@ -48,6 +54,8 @@ pub struct TrainSampler {
     batch: usize,
     genes_per_step: usize,
     n_genes: usize,
+    /// Draw each batch's cells from one block of this many pool cells (streamed data).
+    block_cells: Option<usize>,
     seed: u64,
     rng: ChaCha8Rng,
 }
@@ -99,6 +107,7 @@ impl TrainSampler {
             batch,
             genes_per_step: genes_per_step.min(data.n_genes()),
             n_genes: data.n_genes(),
+            block_cells: data.x.block_cells(),
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
         })
@@ -121,13 +130,13 @@ impl TrainSampler {
     /// The next batch's cells and genes, without reading values.
     pub fn next_indices(&mut self) -> (usize, Vec<usize>, Vec<usize>, Vec<usize>) {
         let condition = self.conditions[self.rng.random_range(0..self.conditions.len())];
-        let pool = &self.cells[condition];
-        let target: Vec<usize> = (0..self.batch)
-            .map(|_| pool[self.rng.random_range(0..pool.len())])
-            .collect();
-        let control: Vec<usize> = (0..self.batch)
-            .map(|_| self.controls[self.rng.random_range(0..self.controls.len())])
-            .collect();
+        let target = draw_cells(
+            &mut self.rng,
+            &self.cells[condition],
+            self.batch,
+            self.block_cells,
+        );
+        let control = draw_cells(&mut self.rng, &self.controls, self.batch, self.block_cells);
         // randperm(G)[:T] by a partial Fisher-Yates shuffle.
         let mut perm: Vec<usize> = (0..self.n_genes).collect();
         for i in 0..self.genes_per_step {
@@ -139,17 +148,32 @@ impl TrainSampler {
     }
 
     /// The next batch with its values.
-    pub fn next_batch(&mut self, data: &PreparedData) -> SampledBatch {
+    pub fn next_batch(&mut self, data: &PreparedData) -> Result<SampledBatch, DataError> {
         let (condition, genes, target_cells, control_cells) = self.next_indices();
-        SampledBatch {
-            target: data.gather(&target_cells, &genes),
-            control: data.gather(&control_cells, &genes),
+        Ok(SampledBatch {
+            target: data.gather(&target_cells, &genes)?,
+            control: data.gather(&control_cells, &genes)?,
             condition,
             genes,
             target_cells,
             control_cells,
-        }
+        })
     }
+}
+
+/// `n` cells of `pool` with replacement: each uniform over the pool, or (with `block`) the first
+/// uniform over the pool and the rest uniform over its block of `block` consecutive pool cells.
+fn draw_cells(rng: &mut ChaCha8Rng, pool: &[usize], n: usize, block: Option<usize>) -> Vec<usize> {
+    let Some(block) = block else {
+        return (0..n).map(|_| pool[rng.random_range(0..pool.len())]).collect();
+    };
+    let mut out = Vec::with_capacity(n);
+    let first = rng.random_range(0..pool.len());
+    let lo = first - first % block;
+    let hi = (lo + block).min(pool.len());
+    out.push(pool[first]);
+    out.extend((1..n).map(|_| pool[rng.random_range(lo..hi)]));
+    out
 }
 
 /// One test condition: the real cells and the control cells to transform.

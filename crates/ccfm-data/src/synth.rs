@@ -1057,21 +1057,25 @@ fn combosciplex(cfg: &SynthConfig) -> SynthData {
 /// Pearson r between `Δ_A + Δ_B` and `Δ_AB`, all deltas being mean log1p expression minus the
 /// control mean, and the residual fraction `‖Δ_AB − Δ_A − Δ_B‖ / ‖Δ_AB‖`. Doubles whose singles
 /// are not both present are skipped.
-pub fn additive_check(data: &crate::PreparedData) -> Vec<(String, f64, f64)> {
+pub fn additive_check(data: &crate::PreparedData) -> Result<Vec<(String, f64, f64)>, DataError> {
     let g = data.n_genes();
     let by = data.table.cells_by_condition();
-    let mean = |cells: &[usize]| -> Vec<f64> {
-        let mut m = vec![0.0; g];
-        for &c in cells {
-            for (k, &v) in data.row(c).iter().enumerate() {
-                m[k] += v as f64;
+    let means = by
+        .iter()
+        .map(|cells| {
+            let mut m = vec![0.0; g];
+            for chunk in cells.chunks(4096) {
+                for row in data.rows(chunk)?.chunks(g.max(1)) {
+                    for (k, &v) in row.iter().enumerate() {
+                        m[k] += v as f64;
+                    }
+                }
             }
-        }
-        m.iter().map(|v| v / cells.len().max(1) as f64).collect()
-    };
-    let ctrl = mean(&by[0]);
-    let delta =
-        |i: usize| -> Vec<f64> { mean(&by[i]).iter().zip(&ctrl).map(|(a, b)| a - b).collect() };
+            Ok(m.iter().map(|v| v / cells.len().max(1) as f64).collect())
+        })
+        .collect::<Result<Vec<Vec<f64>>, DataError>>()?;
+    let ctrl = &means[0];
+    let delta = |i: usize| -> Vec<f64> { means[i].iter().zip(ctrl).map(|(a, b)| a - b).collect() };
     let mut out = Vec::new();
     for (i, c) in data.table.conditions.iter().enumerate() {
         if c.tokens.len() != 2 {
@@ -1094,7 +1098,7 @@ pub fn additive_check(data: &crate::PreparedData) -> Vec<(String, f64, f64)> {
         let norm: f64 = real.iter().map(|r| r * r).sum::<f64>().sqrt();
         out.push((c.name(), pearson(&pred, &real), resid / norm.max(1e-12)));
     }
-    out
+    Ok(out)
 }
 
 /// Pearson correlation of two equal-length vectors (NaN when either is constant).

@@ -168,7 +168,7 @@ fn train_sampler_draws_like_scdfm_and_resumes_exactly() {
     let mut s = TrainSampler::new(&data, &split, 48, 200, 7).unwrap();
     let mut seen_conditions = HashSet::new();
     for _ in 0..300 {
-        let b = s.next_batch(&data);
+        let b = s.next_batch(&data).unwrap();
         assert!(train.contains(&b.condition), "only training conditions");
         seen_conditions.insert(b.condition);
         assert_eq!(b.target.len(), 48 * 200);
@@ -184,7 +184,10 @@ fn train_sampler_draws_like_scdfm_and_resumes_exactly() {
             .iter()
             .all(|&c| data.table.cell_condition[c] == 0));
         // Values are the prepared rows at the sampled genes.
-        assert_eq!(b.target[1], data.row(b.target_cells[0])[b.genes[1]]);
+        assert_eq!(
+            b.target[1],
+            data.rows(&b.target_cells[..1]).unwrap()[b.genes[1]]
+        );
     }
     assert_eq!(
         seen_conditions.len(),

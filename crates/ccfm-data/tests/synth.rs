@@ -73,7 +73,8 @@ fn additive_baseline_fails_on_the_non_additive_doubles() {
     let path = dir.join("norman.h5ad");
     synth.write(&path).unwrap();
     let data = prepare(&path, &PrepareOptions::default()).unwrap();
-    let zeros = 1.0 - data.x.iter().filter(|&&v| v != 0.0).count() as f64 / data.x.len() as f64;
+    let x = data.x.in_memory().unwrap();
+    let zeros = 1.0 - x.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
     println!(
         "synthetic Norman default: {} cells x {} genes, {:.1}% zeros",
         data.table.n_cells(),
@@ -88,7 +89,7 @@ fn additive_baseline_fails_on_the_non_additive_doubles() {
         "at least 40% non-additive"
     );
     let mut by_type: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for (name, r, resid) in additive_check(&data) {
+    for (name, r, resid) in additive_check(&data).unwrap() {
         let label = synth
             .gi_type
             .iter()

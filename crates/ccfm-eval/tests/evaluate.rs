@@ -56,8 +56,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf, Split) {
         r.extend(&by[0]);
         r
     };
-    let gather =
-        |rows: &[usize]| -> Vec<f32> { rows.iter().flat_map(|&c| data.row(c).to_vec()).collect() };
+    let gather = |rows: &[usize]| -> Vec<f32> { data.rows(rows).expect("in memory") };
     let test_rows = rows_of(&split.test);
     let train_rows = rows_of(&split.train);
     let real_x = gather(&test_rows);

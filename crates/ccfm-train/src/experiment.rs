@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use ccfm_data::coexpression::{cached_coexpression_mask, coexpression_mask};
+use ccfm_data::coexpression::{
+    cached_coexpression_mask, coexpression_mask, streamed_coexpression_mask,
+};
 use ccfm_data::{
     prepare, CoexpressionConfig, Condition, GeneVocab, PrepareOptions, PreparedData, SchemaOptions,
     Split, SplitConfig, SplitMethod, TargetSum,
@@ -57,6 +59,8 @@ pub fn prepare_options(cfg: &RunConfig) -> PrepareOptions {
         n_top_genes: (d.n_top_genes > 0).then_some(d.n_top_genes),
         force_include_perturbed: d.force_include_perturbed,
         unmeasured: d.unmeasured_perturbations,
+        max_memory: d.max_memory,
+        block_cells: d.block_cells,
     }
 }
 
@@ -169,18 +173,29 @@ impl Experiment {
         let rows: Vec<usize> = (0..data.table.n_cells())
             .filter(|&c| trains[data.table.cell_condition[c]])
             .collect();
-        let mut x = Vec::with_capacity(rows.len() * data.n_genes());
-        for &r in &rows {
-            x.extend(data.row(r).iter().map(|&v| v as f64));
-        }
         let cfg = CoexpressionConfig {
             top_k: config.data.coexpression_top_k,
             use_negative_edge: config.data.use_negative_edge,
             n_specials: 4,
         };
-        let measured = match cache_dir {
-            Some(dir) => cached_coexpression_mask(dir, &x, rows.len(), &data.genes, &cfg)?.0,
-            None => coexpression_mask(&x, rows.len(), &data.genes, &cfg),
+        let measured = match (data.x.in_memory(), cache_dir) {
+            (Some(_), dir) => {
+                let x: Vec<f64> = data.rows(&rows)?.iter().map(|&v| v as f64).collect();
+                match dir {
+                    Some(dir) => cached_coexpression_mask(dir, &x, rows.len(), &data.genes, &cfg)?.0,
+                    None => coexpression_mask(&x, rows.len(), &data.genes, &cfg),
+                }
+            }
+            (None, dir) => {
+                let mut passes = |visit: &mut dyn FnMut(&[f64])| {
+                    for chunk in rows.chunks(4096) {
+                        let x: Vec<f64> = data.rows(chunk)?.iter().map(|&v| v as f64).collect();
+                        visit(&x);
+                    }
+                    Ok(())
+                };
+                streamed_coexpression_mask(&mut passes, rows.len(), &data.genes, &cfg, dir)?.0
+            }
         };
         let measured_vocab = GeneVocab::from_genes(&data.genes);
         let mm = measured_vocab.len();

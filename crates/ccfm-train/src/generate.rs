@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use ccfm_data::{highly_variable_seurat, Condition, GeneMoments};
+use ccfm_data::{highly_variable_seurat, Condition};
 use ccfm_eval::{compute, CellSet, EvalPair, Profile};
 use ccfm_layers::CoexpressionMask;
 use ccfm_model::{CascadedDenoiser, CascadedFlowModel};
@@ -18,8 +18,7 @@ pub fn prediction_genes(exp: &Experiment, n: usize) -> Vec<usize> {
     if n == 0 || n >= g {
         return (0..g).collect();
     }
-    let moments = GeneMoments::from_dense(&exp.data.x, exp.data.table.n_cells(), g, None);
-    highly_variable_seurat(&moments, n)
+    highly_variable_seurat(&exp.data.gene_moments(), n)
         .into_iter()
         .enumerate()
         .filter_map(|(i, keep)| keep.then_some(i))
@@ -105,17 +104,17 @@ impl<B: Backend> Generator<'_, B> {
         for side in [&mut real, &mut pred] {
             push(
                 side,
-                exp.data.gather(controls, genes),
+                exp.data.gather(controls, genes)?,
                 "control",
                 controls.len(),
             );
         }
         for case in &cases {
             let cond = &exp.data.table.conditions[case.condition];
-            let control = exp.data.gather(&case.control_cells, genes);
+            let control = exp.data.gather(&case.control_cells, genes)?;
             let x = self.condition(cond, &control)?;
             push(&mut pred, x, &cond.name(), case.control_cells.len());
-            let truth = exp.data.gather(&case.real_cells, genes);
+            let truth = exp.data.gather(&case.real_cells, genes)?;
             push(&mut real, truth, &cond.name(), case.real_cells.len());
         }
         let pair = EvalPair::new(names.clone(), &names, &names, real, pred, "control")?;

@@ -335,7 +335,7 @@ impl ControlPool {
                 let by = exp.data.table.cells_by_condition();
                 let cells = &by[ccfm_data::PerturbationTable::CONTROL_INDEX];
                 (
-                    exp.data.gather(cells, genes),
+                    exp.data.gather(cells, genes)?,
                     "the data's control cells".into(),
                 )
             }
@@ -404,7 +404,7 @@ fn generate_all<B: Backend>(
         c.pred_labels.extend(std::iter::repeat_n(name.clone(), n));
         if let Some(ci) = exp.data.table.condition_index(&name) {
             let cells = &by_condition[ci];
-            c.real_x.extend(exp.data.gather(cells, generator.genes));
+            c.real_x.extend(exp.data.gather(cells, generator.genes)?);
             c.real_labels
                 .extend(std::iter::repeat_n(name.clone(), cells.len()));
             c.with_real += 1;

@@ -50,7 +50,7 @@ fn write_training_cells(exp: &Experiment, genes: &[usize], path: &Path) -> Resul
             labels.extend(std::iter::repeat_n(name, by[ci].len()));
         }
     }
-    let x = exp.data.gather(&cells, genes);
+    let x = exp.data.gather(&cells, genes)?;
     let obs = frame(labels, "train_");
     let var = DataFrame {
         index: genes.iter().map(|&g| exp.data.genes[g].clone()).collect(),

@@ -522,7 +522,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// seeded from `(train.seed, step)` first, so a resumed run draws the same.
     pub fn next_batch(&mut self) -> Result<StepBatch<B>, TrainError> {
         B::seed(&self.device, step_seed(self.config.train.seed, self.step));
-        let b = self.sampler.next_batch(&self.exp.data);
+        let b = self.sampler.next_batch(&self.exp.data)?;
         let (tl, global) = (b.genes.len(), b.target_cells.len());
         let rows = distributed::shard(global, self.sync.world(), self.sync.rank());
         let z_target = self.latent_target(&b, rows.clone());

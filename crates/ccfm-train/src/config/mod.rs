@@ -22,7 +22,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-use ccfm_data::UnmeasuredPerturbations;
+use ccfm_data::{MemoryBudget, UnmeasuredPerturbations};
 use ccfm_flow::OdeMethod;
 use ccfm_model::{DenoiserConfig, ObjectiveConfig, SamplerConfig};
 use ccfm_scgpt::TieBreak;
@@ -66,6 +66,12 @@ pub struct DataSection {
     /// Co-expression partners per gene in the gene encoder's mask (scDFM 30).
     pub coexpression_top_k: usize,
     pub use_negative_edge: bool,
+    /// Memory the prepared expression may take ("2GiB", "512MiB", or "auto" = an eighth of the
+    /// machine's memory): loaded when it fits, else streamed from the file block by block.
+    pub max_memory: MemoryBudget,
+    /// Cells per streamed block: a streamed batch draws its cells from one block of its
+    /// condition and one of the controls.
+    pub block_cells: usize,
 }
 
 impl Default for DataSection {
@@ -89,6 +95,8 @@ impl Default for DataSection {
             val_fraction: 0.1,
             coexpression_top_k: 30,
             use_negative_edge: true,
+            max_memory: MemoryBudget::Auto,
+            block_cells: ccfm_data::dataset::BLOCK_CELLS,
         }
     }
 }

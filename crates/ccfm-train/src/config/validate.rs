@@ -42,6 +42,7 @@ impl RunConfig {
             ("data.genes_per_step", d.genes_per_step, 1, M),
             ("data.holdout_doubles", d.holdout_doubles, 0, 1 << 22),
             ("data.coexpression_top_k", d.coexpression_top_k, 0, 1 << 16),
+            ("data.block_cells", d.block_cells, 1, 1 << 24),
             ("model.d_model", m.d_model, 1, 1 << 16),
             ("model.nhead", m.nhead, 1, 1024),
             ("model.nlayers", m.nlayers, 1, 256),

@@ -206,13 +206,23 @@ pub fn fingerprint(config: &RunConfig, exp: &Experiment) -> u64 {
         h.update(c.name().as_bytes());
         h.update(&[0]);
     }
-    let mut bytes = Vec::with_capacity(4 * 4096);
-    for chunk in exp.data.x.chunks(4096) {
-        bytes.clear();
-        bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-        h.update(&bytes);
+    // The values themselves in memory; streamed, the per-gene sums over every cell (reading
+    // the whole file again at the start would cost a pass).
+    match exp.data.x.in_memory() {
+        Some(x) => {
+            for chunk in x.chunks(4096) {
+                let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+                h.update(&bytes);
+            }
+        }
+        None => {
+            let m = exp.data.gene_moments();
+            let bytes: Vec<u8> = m.sum.iter().chain(&m.sum_sq).flat_map(|v| v.to_le_bytes()).collect();
+            h.update(&bytes);
+        }
     }
-    ((h.finalize() as u64) << 32) | (exp.data.x.len() as u64 & 0xffff_ffff)
+    let cells = (exp.data.table.n_cells() * exp.data.n_genes()) as u64;
+    ((h.finalize() as u64) << 32) | (cells & 0xffff_ffff)
 }
 
 /// A checksum of a few numbers (for [`agree`]).

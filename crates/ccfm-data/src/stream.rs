@@ -1,0 +1,321 @@
+//! Expression that stays on disk: the prepared matrix read block by block through a bounded
+//! cache, for files larger than memory.
+//!
+//! A block is `block_cells` consecutive cells of one condition (in file order), so the sampler
+//! ([`crate::sampler`]) can draw a batch from one block and the cache decodes each block once:
+//! its rows are read by hyperslabs ([`crate::blocks::RowReader`]), normalised and log1p'd as the
+//! in-memory path does, and kept as a dense `(cells, selected genes)` f32 block. Blocks are
+//! evicted least recently used when the cache would exceed its budget.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use crate::blocks::RowReader;
+use crate::DataError;
+
+/// `data.max_memory`: how much memory the prepared expression may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoryBudget {
+    /// An eighth of the machine's memory (4 GiB where it cannot be read).
+    #[default]
+    Auto,
+    Bytes(u64),
+}
+
+const UNITS: [(&str, u64); 9] = [
+    ("tib", 1 << 40),
+    ("gib", 1 << 30),
+    ("mib", 1 << 20),
+    ("kib", 1 << 10),
+    ("tb", 1_000_000_000_000),
+    ("gb", 1_000_000_000),
+    ("mb", 1_000_000),
+    ("kb", 1_000),
+    ("b", 1),
+];
+
+impl MemoryBudget {
+    /// The budget in bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Self::Bytes(b) => b,
+            Self::Auto => physical_memory().map_or(4 << 30, |m| m / 8),
+        }
+    }
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+impl FromStr for MemoryBudget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "auto" {
+            return Ok(Self::Auto);
+        }
+        let bad = || {
+            format!(
+                "`{s}` is not a memory size; write e.g. \"2GiB\", \"512MiB\", \"1.5GB\" or \"auto\""
+            )
+        };
+        let (number, scale) = UNITS
+            .iter()
+            .find_map(|(u, f)| t.strip_suffix(u).map(|n| (n.trim(), *f)))
+            .unwrap_or((t.as_str(), 1));
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        if !value.is_finite() || value <= 0.0 {
+            return Err(bad());
+        }
+        Ok(Self::Bytes((value * scale as f64) as u64))
+    }
+}
+
+impl fmt::Display for MemoryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Bytes(b) => f.write_str(&human_bytes(*b)),
+        }
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps it at or above 1 (`"1.5GiB"`).
+pub fn human_bytes(bytes: u64) -> String {
+    for (u, f) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= f {
+            let v = bytes as f64 / f as f64;
+            return if bytes % f == 0 {
+                format!("{}{u}", bytes / f)
+            } else {
+                format!("{v:.2}{u}")
+            };
+        }
+    }
+    format!("{bytes}B")
+}
+
+impl serde::Serialize for MemoryBudget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MemoryBudget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where the prepared expression lives.
+#[derive(Debug, Clone)]
+pub enum Expression {
+    /// Row-major `(cells, genes)` log1p values.
+    InMemory(Vec<f32>),
+    /// Read from the file block by block.
+    Streamed(StreamedMatrix),
+}
+
+impl Expression {
+    /// The dense matrix, when it is in memory.
+    pub fn in_memory(&self) -> Option<&[f32]> {
+        match self {
+            Self::InMemory(x) => Some(x),
+            Self::Streamed(_) => None,
+        }
+    }
+
+    /// Cells per block when streamed (the sampler draws a batch from one block).
+    pub fn block_cells(&self) -> Option<usize> {
+        match self {
+            Self::InMemory(_) => None,
+            Self::Streamed(s) => Some(s.layout.block_cells),
+        }
+    }
+}
+
+/// How the kept cells map to blocks and how a block's values are made.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub reader: RowReader,
+    /// File row of each kept cell.
+    pub rows: Vec<usize>,
+    /// `normalize_total` factor of each kept cell (counts), or `None` (log1p data as stored).
+    pub factors: Option<Vec<f64>>,
+    /// For each file column, its position among the selected genes (`u32::MAX`: not selected).
+    pub col_pos: Vec<u32>,
+    pub width: usize,
+    pub block_cells: usize,
+    /// Kept cells of each condition, ascending.
+    pub pools: Vec<Vec<usize>>,
+    /// For each kept cell: its condition and its position in that condition's pool.
+    pub place: Vec<(u32, u32)>,
+    /// Moments of the selected genes over every kept cell (f32 values, natural log).
+    pub moments: crate::hvg::GeneMoments,
+}
+
+type BlockKey = (u32, u32);
+
+/// The decoded blocks in memory.
+#[derive(Debug, Default)]
+struct Cache {
+    blocks: HashMap<BlockKey, (Arc<Vec<f32>>, u64)>,
+    bytes: u64,
+    clock: u64,
+    loads: u64,
+}
+
+/// Cache activity, for the run log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub blocks: usize,
+    pub bytes: u64,
+    pub budget: u64,
+    /// Blocks decoded from the file so far (a block evicted and needed again counts twice).
+    pub loads: u64,
+}
+
+/// The prepared expression read from the file through a bounded cache of decoded blocks.
+#[derive(Clone)]
+pub struct StreamedMatrix {
+    layout: Arc<Layout>,
+    cache: Arc<Mutex<Cache>>,
+    budget: u64,
+}
+
+impl fmt::Debug for StreamedMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamedMatrix")
+            .field("cells", &self.layout.rows.len())
+            .field("genes", &self.layout.width)
+            .field("block_cells", &self.layout.block_cells)
+            .field("budget", &self.budget)
+            .finish()
+    }
+}
+
+impl StreamedMatrix {
+    pub(crate) fn new(layout: Layout, budget: u64) -> Self {
+        Self {
+            layout: Arc::new(layout),
+            cache: Arc::new(Mutex::new(Cache::default())),
+            budget,
+        }
+    }
+
+    /// Per selected gene, the sums of `expm1(x)` and its square over every kept cell.
+    pub fn moments(&self) -> &crate::hvg::GeneMoments {
+        &self.layout.moments
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let c = self.lock();
+        CacheStats {
+            blocks: c.blocks.len(),
+            bytes: c.bytes,
+            budget: self.budget,
+            loads: c.loads,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A panic while holding the lock leaves a consistent cache (entries are inserted whole).
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Row-major `(cells, genes)` values of the kept cells `cells` over the selected-gene
+    /// columns `genes`.
+    pub fn gather(&self, cells: &[usize], genes: &[usize]) -> Result<Vec<f32>, DataError> {
+        let l = &self.layout;
+        let mut out = Vec::with_capacity(cells.len() * genes.len());
+        let mut held: HashMap<BlockKey, Arc<Vec<f32>>> = HashMap::new();
+        for &c in cells {
+            let (cond, pos) = l.place[c];
+            let key = (cond, pos / l.block_cells as u32);
+            let block = match held.get(&key) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = self.block(key)?;
+                    held.insert(key, b.clone());
+                    b
+                }
+            };
+            let i = pos as usize % l.block_cells;
+            let row = &block[i * l.width..(i + 1) * l.width];
+            out.extend(genes.iter().map(|&g| row[g]));
+        }
+        Ok(out)
+    }
+
+    /// The decoded block `key`, from the cache or the file.
+    fn block(&self, key: BlockKey) -> Result<Arc<Vec<f32>>, DataError> {
+        {
+            let mut c = self.lock();
+            c.clock += 1;
+            let now = c.clock;
+            if let Some((b, used)) = c.blocks.get_mut(&key) {
+                *used = now;
+                return Ok(b.clone());
+            }
+        }
+        let block = Arc::new(self.decode(key)?);
+        let size = (block.len() * 4) as u64;
+        let mut c = self.lock();
+        while c.bytes + size > self.budget && !c.blocks.is_empty() {
+            let oldest = c
+                .blocks
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+                .expect("not empty");
+            if let Some((b, _)) = c.blocks.remove(&oldest) {
+                c.bytes -= (b.len() * 4) as u64;
+            }
+        }
+        c.clock += 1;
+        let now = c.clock;
+        c.bytes += size;
+        c.loads += 1;
+        c.blocks.insert(key, (block.clone(), now));
+        Ok(block)
+    }
+
+    /// Read block `(condition, k)` and make it dense over the selected genes, exactly as the
+    /// in-memory path computes each value.
+    fn decode(&self, (cond, k): BlockKey) -> Result<Vec<f32>, DataError> {
+        let l = &self.layout;
+        let pool = &l.pools[cond as usize];
+        let lo = k as usize * l.block_cells;
+        let cells = &pool[lo..(lo + l.block_cells).min(pool.len())];
+        let rows: Vec<usize> = cells.iter().map(|&c| l.rows[c]).collect();
+        let m = l.reader.read(&rows)?;
+        let mut out = vec![0f32; cells.len() * l.width];
+        for (i, &c) in cells.iter().enumerate() {
+            let f = l.factors.as_ref().map(|f| f[c]);
+            for p in m.indptr[i]..m.indptr[i + 1] {
+                let k = l.col_pos[m.indices[p]];
+                if k != u32::MAX {
+                    out[i * l.width + k as usize] = log1p_value(m.data[p], f) as f32;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A stored value brought to log1p: counts scaled by the cell's `normalize_total` factor and
+/// log1p'd (the same two roundings as [`crate::preprocess`]), log1p data as stored.
+pub(crate) fn log1p_value(v: f64, factor: Option<f64>) -> f64 {
+    match factor {
+        Some(f) => (v * f).ln_1p(),
+        None => v,
+    }
+}
