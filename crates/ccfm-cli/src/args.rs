@@ -312,6 +312,30 @@ pub struct SynthArgs {
     /// Output .h5ad path.
     #[arg(long)]
     pub out: PathBuf,
+    /// About this many cells (the default design scaled; at least 1000), written in blocks so
+    /// that a file larger than memory can be made. Replaces --size.
+    #[arg(long, conflicts_with = "size")]
+    pub cells: Option<usize>,
+    /// Genes of a --cells file (at least 50; default 500).
+    #[arg(long, requires = "cells")]
+    pub genes: Option<usize>,
+}
+
+impl SynthArgs {
+    /// The size asked for: --size, or --cells (with --genes).
+    pub fn size(&self) -> Result<Size, crate::error::CliError> {
+        let Some(cells) = self.cells else {
+            return Ok(self.size);
+        };
+        let genes = self.genes.unwrap_or(500);
+        if cells < 1000 || genes < 50 {
+            return Err(crate::error::CliError::Message(format!(
+                "--cells {cells} --genes {genes}: a scaled synthetic file needs at least 1000 \
+                 cells and 50 genes (use --size tiny for a small one)"
+            )));
+        }
+        Ok(Size::Cells { cells, genes })
+    }
 }
 
 /// `ccfm bench`'s arguments.

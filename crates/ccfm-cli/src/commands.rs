@@ -254,24 +254,31 @@ pub fn embed(args: &EmbedArgs) -> CliResult {
 }
 
 pub fn synth(a: &SynthArgs) -> CliResult {
-    let (preset, size, seed, out) = (a.preset, a.size, a.seed, &a.out);
+    let (preset, seed, out) = (a.preset, a.seed, &a.out);
+    let size = a.size()?;
     let cfg = SynthConfig { preset, size, seed };
-    let data = generate(&cfg);
-    data.write(out)?;
+    let (n_obs, n_vars, gi_type) = match size {
+        ccfm_data::Size::Cells { .. } => {
+            let w = ccfm_data::synth::write_large(&cfg, out)?;
+            (w.n_obs, w.n_vars, w.gi_type)
+        }
+        _ => {
+            let data = generate(&cfg);
+            data.write(out)?;
+            (data.n_obs(), data.n_vars(), data.gi_type)
+        }
+    };
     println!(
-        "wrote {}: synthetic {preset} ({size}, seed {seed}), {} cells x {} genes; raw counts in \
-         layers['counts'], X = log1p(normalize_total 1e4); truth in uns (true_mean, true_delta, \
-         gi_type)",
+        "wrote {}: synthetic {preset} ({size}, seed {seed}), {n_obs} cells x {n_vars} genes; raw \
+         counts in layers['counts'], X = log1p(normalize_total 1e4); truth in uns (true_mean, \
+         true_delta, gi_type)",
         out.display(),
-        data.n_obs(),
-        data.n_vars()
     );
     // The additive baseline on the written data, by interaction type.
     let prepared = prepare(out, &PrepareOptions::default())?;
     let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for (name, r, _) in additive_check(&prepared)? {
-        let t = data
-            .gi_type
+        let t = gi_type
             .iter()
             .find(|(k, _)| ccfm_data::Condition::parse(k).name() == name)
             .map_or("unknown".to_string(), |(_, t)| t.clone());

@@ -24,6 +24,9 @@
 //! `L = 5000` outside the state programs; for drugs at the condition's first dose pair),
 //! `gi_doubles`/`gi_type`, and `gene_embeddings` (Norman) or `fingerprints` (drugs).
 //! Everything is drawn from one ChaCha8 stream seeded by `seed`.
+//!
+//! [`write_large`] writes the same design at any size ([`Size::Cells`]) cell block by cell
+//! block, so making a file larger than memory does not need the memory.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,7 +39,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma, LogNormal, Normal, Poisson};
 
 use crate::anndata::{Column, DataFrame};
-use crate::writer::{write_h5ad, AnnDataOut, MatrixOut, UnsValue};
+use crate::writer::{write_h5ad, AnnDataOut, MatrixOut, StreamingH5ad, UnsValue};
 use crate::DataError;
 
 /// Which dataset to imitate.
@@ -53,6 +56,9 @@ pub enum Size {
     Tiny,
     /// For the demo and CI: about 500 genes and 10k cells.
     Default,
+    /// The default design (conditions, programs, interaction types) with about `cells` cells
+    /// and `genes` genes, for testing at scale (`ccfm synth --cells N`).
+    Cells { cells: usize, genes: usize },
 }
 
 impl FromStr for Preset {
@@ -90,10 +96,11 @@ impl fmt::Display for Preset {
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Size::Tiny => "tiny",
-            Size::Default => "default",
-        })
+        match self {
+            Size::Tiny => f.write_str("tiny"),
+            Size::Default => f.write_str("default"),
+            Size::Cells { cells, genes } => write!(f, "{cells} cells x {genes} genes"),
+        }
     }
 }
 
@@ -315,6 +322,67 @@ fn scale(a: &[f64], s: f64) -> Vec<f64> {
 }
 
 /// Sizes of the Norman preset.
+/// Where sampled cells go.
+trait CellSink {
+    /// The counts the next cell is appended to.
+    fn counts(&mut self) -> &mut Csr;
+    /// Called after each cell.
+    fn cell_done(&mut self);
+}
+
+/// Every cell kept in memory.
+struct InMemory(Csr);
+
+impl InMemory {
+    fn new() -> Self {
+        Self((Vec::new(), Vec::new(), vec![0]))
+    }
+}
+
+impl CellSink for InMemory {
+    fn counts(&mut self) -> &mut Csr {
+        &mut self.0
+    }
+    fn cell_done(&mut self) {}
+}
+
+/// Cells per block written by [`ToFile`].
+const FILE_BLOCK: usize = 16_384;
+
+/// Cells written to a file in blocks: X (log-normalised) as matrix 0, the counts as matrix 1.
+/// The first write error is kept and later cells are dropped.
+struct ToFile {
+    out: StreamingH5ad,
+    buffer: Csr,
+    error: Option<DataError>,
+}
+
+impl ToFile {
+    fn flush(&mut self) {
+        if self.buffer.2.len() > 1 && self.error.is_none() {
+            let x = log_normalise(&self.buffer);
+            let (data, indices, indptr) = &self.buffer;
+            let r = self
+                .out
+                .append(0, &x, indices, indptr)
+                .and_then(|()| self.out.append(1, data, indices, indptr));
+            self.error = r.err();
+        }
+        self.buffer = (Vec::new(), Vec::new(), vec![0]);
+    }
+}
+
+impl CellSink for ToFile {
+    fn counts(&mut self) -> &mut Csr {
+        &mut self.buffer
+    }
+    fn cell_done(&mut self) {
+        if self.buffer.2.len() > FILE_BLOCK {
+            self.flush();
+        }
+    }
+}
+
 struct Sizes {
     genes: usize,
     perturbed: usize,
@@ -347,6 +415,18 @@ impl Sizes {
                 controls: 800,
                 programs: 8,
             },
+            Size::Cells { cells, genes } => {
+                let d = Self::norman(Size::Default);
+                let conditions = d.singles + d.doubles;
+                // The default's proportions: 200 cells per condition to 800 controls.
+                let per = (cells * d.cells / (conditions * d.cells + d.controls)).max(1);
+                Sizes {
+                    genes,
+                    cells: per,
+                    controls: cells.saturating_sub(conditions * per).max(1),
+                    ..d
+                }
+            }
         }
     }
 }
@@ -503,9 +583,8 @@ fn norman_conditions(
     conds
 }
 
-/// The sampled Norman cells: CSR counts and the per-cell obs values.
+/// The per-cell obs values of the sampled Norman cells.
 struct NormanCells {
-    counts: Csr,
     labels: Vec<String>,
     states: Vec<String>,
     responder: Vec<bool>,
@@ -517,9 +596,9 @@ fn sample_norman_cells(
     base: &Base,
     sz: &Sizes,
     conds: &[Cond],
+    sink: &mut dyn CellSink,
 ) -> NormanCells {
     let zero = vec![0.0; sz.genes];
-    let mut counts = (Vec::new(), Vec::new(), vec![0i64]);
     let (mut labels, mut states, mut responder) = (Vec::new(), Vec::new(), Vec::new());
     for (label, d, _) in conds {
         let n = if d.is_none() { sz.controls } else { sz.cells };
@@ -531,14 +610,14 @@ fn sample_norman_cells(
                 (Some(d), true) => d.clone(),
                 _ => zero.clone(),
             };
-            base.sample_cell(rng, state, &shift, &mut counts);
+            base.sample_cell(rng, state, &shift, sink.counts());
+            sink.cell_done();
             labels.push(label.clone());
             states.push(format!("state{state}"));
             responder.push(responds);
         }
     }
     NormanCells {
-        counts,
         labels,
         states,
         responder,
@@ -607,6 +686,24 @@ fn norman_uns(
 
 /// The Norman-like preset (module docs).
 fn norman(cfg: &SynthConfig) -> SynthData {
+    let mut sink = InMemory::new();
+    let (obs, var, gi_type, uns) = norman_into(cfg, &mut sink);
+    let counts = sink.0;
+    SynthData {
+        x: log_normalise(&counts),
+        obs,
+        var,
+        counts,
+        gi_type,
+        uns,
+    }
+}
+
+/// The dataframes, interaction types and `uns` of a generated dataset.
+type Frames = (DataFrame, DataFrame, BTreeMap<String, String>, Vec<(String, UnsValue)>);
+
+/// Draw the Norman-like design, send its cells to `sink`, and return everything else.
+fn norman_into(cfg: &SynthConfig, sink: &mut dyn CellSink) -> Frames {
     let sz = Sizes::norman(cfg.size);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let base = Base::new(&mut rng, sz.genes, "SG");
@@ -614,8 +711,7 @@ fn norman(cfg: &SynthConfig) -> SynthData {
     let gi_table = draw_gi_table(&mut rng, sz.programs, sz.genes);
     let doubles = choose_doubles(&mut rng, &sz, &pert, &gi_table);
     let conds = norman_conditions(&sz, &pert, &gi_table, &doubles);
-    let cells = sample_norman_cells(&mut rng, &base, &sz, &conds);
-    let x = log_normalise(&cells.counts);
+    let cells = sample_norman_cells(&mut rng, &base, &sz, &conds, sink);
     let obs = norman_obs(&cells.labels, &cells.states, cells.responder);
     let var = DataFrame {
         index: base.genes.clone(),
@@ -626,14 +722,48 @@ fn norman(cfg: &SynthConfig) -> SynthData {
         .filter_map(|(l, _, t)| t.map(|t| (l.clone(), t.to_string())))
         .collect();
     let uns = norman_uns(cfg, &base, pert, &conds, &gi_type);
-    SynthData {
-        obs,
-        var,
-        counts: cells.counts,
-        x,
-        gi_type,
-        uns,
+    (obs, var, gi_type, uns)
+}
+
+/// What [`write_large`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenSynth {
+    pub n_obs: usize,
+    pub n_vars: usize,
+    /// Condition label -> interaction type, for doubles.
+    pub gi_type: BTreeMap<String, String>,
+}
+
+/// Generate `cfg` straight into `path` (atomically), cell block by cell block: the same file
+/// as [`generate`] + [`SynthData::write`] holds, with the matrices stored in chunks, in memory
+/// bounded by a block of cells plus the per-cell obs labels.
+pub fn write_large(cfg: &SynthConfig, path: &Path) -> Result<WrittenSynth, DataError> {
+    let genes = match cfg.size {
+        Size::Tiny => 50,
+        Size::Default => 500,
+        Size::Cells { genes, .. } => genes,
+    };
+    let out = StreamingH5ad::create(path, genes, &["X", "layers/counts"])?;
+    let mut sink = ToFile {
+        out,
+        buffer: (Vec::new(), Vec::new(), vec![0]),
+        error: None,
+    };
+    let (obs, var, gi_type, uns) = match cfg.preset {
+        Preset::Norman => norman_into(cfg, &mut sink),
+        Preset::ComboSciPlex => combosciplex_into(cfg, &mut sink),
+    };
+    sink.flush();
+    if let Some(e) = sink.error {
+        return Err(e);
     }
+    let written = WrittenSynth {
+        n_obs: obs.len(),
+        n_vars: var.len(),
+        gi_type,
+    };
+    sink.out.finish(&obs, &var, &uns)?;
+    Ok(written)
 }
 
 fn truth_uns(
@@ -712,6 +842,13 @@ impl DrugSizes {
         let (genes, drugs, pairs, per_dose, per_pair, controls) = match size {
             Size::Tiny => (50, 4, 4, 12, 40, 120),
             Size::Default => (500, 8, 20, 60, 200, 800),
+            Size::Cells { cells, genes } => {
+                // The default's 8 drugs x 4 doses x 60 + 20 pairs x 200 + 800 controls (before
+                // cytotoxic thinning), scaled.
+                let f = cells as f64 / (8.0 * 4.0 * 60.0 + 20.0 * 200.0 + 800.0);
+                let n = |x: f64| ((x * f).round() as usize).max(1);
+                (genes, 8, 20, n(60.0), n(200.0), n(800.0))
+            }
         };
         Self {
             genes,
@@ -897,8 +1034,8 @@ fn sample_drug_cells(
     sz: &DrugSizes,
     drugs: &Drugs,
     groups: &[Group],
-) -> (Csr, Vec<(usize, usize)>) {
-    let mut counts = (Vec::new(), Vec::new(), vec![0i64]);
+    sink: &mut dyn CellSink,
+) -> Vec<(usize, usize)> {
     let mut rows: Vec<(usize, usize)> = Vec::new(); // (group, state)
     for (gi, grp) in groups.iter().enumerate() {
         let (shift, tox) = drugs.shift(grp, sz.genes);
@@ -911,11 +1048,12 @@ fn sample_drug_cells(
         let weights = [0.5 * (1.0 - tox), 0.3 * (1.0 - tox), 0.2 + 0.8 * tox];
         for _ in 0..n {
             let state = Base::pick_state(rng, weights);
-            base.sample_cell(rng, state, &shift, &mut counts);
+            base.sample_cell(rng, state, &shift, sink.counts());
+            sink.cell_done();
             rows.push((gi, state));
         }
     }
-    (counts, rows)
+    rows
 }
 
 /// The `dose_val` of a group: both doses for pairs, the dose for singles, "0" for the control.
@@ -1026,14 +1164,28 @@ fn drug_uns(drugs: Drugs) -> Vec<(String, UnsValue)> {
 
 /// The ComboSciPlex-like preset (module docs).
 fn combosciplex(cfg: &SynthConfig) -> SynthData {
+    let mut sink = InMemory::new();
+    let (obs, var, gi_type, uns) = combosciplex_into(cfg, &mut sink);
+    let counts = sink.0;
+    SynthData {
+        x: log_normalise(&counts),
+        obs,
+        var,
+        counts,
+        gi_type,
+        uns,
+    }
+}
+
+/// Draw the ComboSciPlex-like design, send its cells to `sink`, and return everything else.
+fn combosciplex_into(cfg: &SynthConfig, sink: &mut dyn CellSink) -> Frames {
     let sz = DrugSizes::new(cfg.size);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let base = Base::new(&mut rng, sz.genes, "SD");
     let drugs = Drugs::draw(&mut rng, sz.genes, sz.drugs);
     let pairs = draw_pairs(&mut rng, sz.drugs, sz.pairs);
     let groups = drug_groups(&mut rng, &drugs.names, &pairs);
-    let (counts, rows) = sample_drug_cells(&mut rng, &base, &sz, &drugs, &groups);
-    let x = log_normalise(&counts);
+    let rows = sample_drug_cells(&mut rng, &base, &sz, &drugs, &groups, sink);
     let obs = drug_obs(&drugs.names, &groups, &rows);
     let var = DataFrame {
         index: base.genes.clone(),
@@ -1043,14 +1195,7 @@ fn combosciplex(cfg: &SynthConfig) -> SynthData {
     let gi_type = drugs.gi_type(&pairs);
     let mut uns = truth_uns(cfg, &base, &truth, &gi_type);
     uns.extend(drug_uns(drugs));
-    SynthData {
-        obs,
-        var,
-        counts,
-        x,
-        gi_type,
-        uns,
-    }
+    (obs, var, gi_type, uns)
 }
 
 /// How the additive baseline does on each double of a prepared dataset:

@@ -317,3 +317,183 @@ fn write_uns_value(uns: &Group, key: &str, value: &UnsValue) -> hdf5::Result<()>
         }
     }
 }
+
+/// Values per HDF5 chunk of an appended matrix (1 MiB of f32).
+const APPEND_CHUNK: usize = 1 << 18;
+
+/// One CSR matrix written by appending rows.
+struct CsrAppender {
+    field: String,
+    data: hdf5::Dataset,
+    indices: hdf5::Dataset,
+    indptr: hdf5::Dataset,
+    rows: usize,
+    nnz: usize,
+}
+
+impl CsrAppender {
+    fn create(parent: &Group, name: &str, field: &str) -> hdf5::Result<Self> {
+        let g = parent.create_group(name)?;
+        set_encoding(&g, "csr_matrix", "0.1.0")?;
+        let growing = |n: &str, chunk: usize| -> hdf5::Result<hdf5::Dataset> {
+            match n {
+                "data" => g.new_dataset::<f32>().chunk(chunk).shape(0..).create(n),
+                "indices" => g.new_dataset::<i32>().chunk(chunk).shape(0..).create(n),
+                _ => g.new_dataset::<i64>().chunk(chunk).shape(0..).create(n),
+            }
+        };
+        let indptr = growing("indptr", APPEND_CHUNK / 2)?;
+        indptr.resize(1)?;
+        indptr.write_slice(&[0i64][..], 0..1)?;
+        Ok(Self {
+            field: field.to_string(),
+            data: growing("data", APPEND_CHUNK)?,
+            indices: growing("indices", APPEND_CHUNK)?,
+            indptr,
+            rows: 0,
+            nnz: 0,
+        })
+    }
+
+    /// Append rows: `indptr` is local to the block (starts at 0, one entry per row plus one).
+    fn append(&mut self, data: &[f32], indices: &[i32], indptr: &[i64]) -> hdf5::Result<()> {
+        let (n0, r0) = (self.nnz, self.rows);
+        let (n1, r1) = (n0 + data.len(), r0 + indptr.len() - 1);
+        self.data.resize(n1)?;
+        self.data.write_slice(data, n0..n1)?;
+        self.indices.resize(n1)?;
+        self.indices.write_slice(indices, n0..n1)?;
+        let ptr: Vec<i64> = indptr[1..].iter().map(|&p| p + n0 as i64).collect();
+        self.indptr.resize(r1 + 1)?;
+        self.indptr.write_slice(&ptr[..], r0 + 1..r1 + 1)?;
+        (self.nnz, self.rows) = (n1, r1);
+        Ok(())
+    }
+
+    fn finish(&self, n_vars: usize) -> hdf5::Result<()> {
+        self.data.file()?.group(&self.field)?.new_attr::<i64>()
+            .shape(2)
+            .create("shape")?
+            .write(&[self.rows as i64, n_vars as i64][..])
+    }
+}
+
+/// An `.h5ad` written in pieces, for data larger than memory: CSR matrices (X and layers)
+/// appended a block of rows at a time, then the dataframes and `uns`. Written under a temporary
+/// name and renamed into place by [`StreamingH5ad::finish`]; dropped unfinished, the temporary
+/// file is removed.
+pub struct StreamingH5ad {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+    matrices: Vec<CsrAppender>,
+    n_vars: usize,
+}
+
+impl StreamingH5ad {
+    /// Start `path` with `n_vars` genes and the CSR matrices `names` (`"X"`,
+    /// `"layers/<name>"`), in the order [`StreamingH5ad::append`] addresses them.
+    pub fn create(path: &Path, n_vars: usize, names: &[&str]) -> Result<Self, DataError> {
+        let tmp = path.with_extension(format!("h5ad.tmp{}", std::process::id()));
+        let mut out = Self {
+            path: path.to_path_buf(),
+            tmp: tmp.clone(),
+            file: None,
+            matrices: Vec::new(),
+            n_vars,
+        };
+        let err = h5(path, "file");
+        let file = File::create(&tmp).map_err(&err)?;
+        set_encoding(&file, "anndata", "0.1.0").map_err(&err)?;
+        let layers = file.create_group("layers").map_err(h5(path, "layers"))?;
+        set_encoding(&layers, "dict", "0.1.0").map_err(h5(path, "layers"))?;
+        for &name in names {
+            let m = match name.strip_prefix("layers/") {
+                Some(layer) => CsrAppender::create(&layers, layer, name),
+                None => CsrAppender::create(&file, name, name),
+            };
+            out.matrices.push(m.map_err(h5(path, name))?);
+        }
+        out.file = Some(file);
+        Ok(out)
+    }
+
+    /// Append a block of rows to matrix `which` (block-local `indptr`).
+    pub fn append(
+        &mut self,
+        which: usize,
+        data: &[f32],
+        indices: &[i32],
+        indptr: &[i64],
+    ) -> Result<(), DataError> {
+        let g = self.n_vars;
+        let m = &mut self.matrices[which];
+        check(&self.path, &m.field, indptr.first() == Some(&0)
+            && indptr.last().copied() == Some(data.len() as i64)
+            && data.len() == indices.len()
+            && indices.iter().all(|&j| j >= 0 && (j as usize) < g), || {
+            "a block's indptr must start at 0 and end at its length, indices below n_vars".into()
+        })?;
+        m.append(data, indices, indptr).map_err(h5(&self.path, &m.field.clone()))
+    }
+
+    /// Write the dataframes and `uns`, check that every matrix has one row per cell, and move
+    /// the file into place.
+    pub fn finish(
+        mut self,
+        obs: &DataFrame,
+        var: &DataFrame,
+        uns: &[(String, UnsValue)],
+    ) -> Result<(), DataError> {
+        let result = self.write_rest(obs, var, uns);
+        if result.is_err() {
+            self.matrices.clear();
+            self.file = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn write_rest(
+        &mut self,
+        obs: &DataFrame,
+        var: &DataFrame,
+        uns: &[(String, UnsValue)],
+    ) -> Result<(), DataError> {
+        let path = self.path.clone();
+        for m in &self.matrices {
+            check(&path, &m.field, m.rows == obs.len(), || {
+                format!("{} rows appended for {} cells", m.rows, obs.len())
+            })?;
+            m.finish(self.n_vars).map_err(h5(&path, &m.field))?;
+        }
+        check(&path, "var", var.len() == self.n_vars, || {
+            format!("{} genes for {} columns", var.len(), self.n_vars)
+        })?;
+        let file = self.file.take().expect("open until finished");
+        write_dataframe(&file, "obs", obs).map_err(h5(&path, "obs"))?;
+        write_dataframe(&file, "var", var).map_err(h5(&path, "var"))?;
+        write_uns(&path, &file, uns)?;
+        for empty in ["obsm", "varm", "obsp", "varp"] {
+            let grp = file.create_group(empty).map_err(h5(&path, empty))?;
+            set_encoding(&grp, "dict", "0.1.0").map_err(h5(&path, empty))?;
+        }
+        self.matrices.clear();
+        file.close().map_err(h5(&path, "file"))?;
+        std::fs::rename(&self.tmp, &path).map_err(|e| DataError::Malformed {
+            path: path.clone(),
+            field: "file".into(),
+            detail: format!("moving the finished file into place: {e}"),
+        })
+    }
+}
+
+impl Drop for StreamingH5ad {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            self.matrices.clear();
+            self.file = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}

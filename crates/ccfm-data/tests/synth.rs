@@ -133,3 +133,58 @@ fn additive_baseline_fails_on_the_non_additive_doubles() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_file_written_in_blocks_equals_the_in_memory_one() {
+    let dir = tmp("large");
+    for (preset, cells) in [(Preset::Norman, 12_800), (Preset::ComboSciPlex, 40_000)] {
+        // Norman's default proportions give back the default design exactly.
+        let scaled = cfg(preset, Size::Cells { cells, genes: 500 }, 2);
+        let path = dir.join(format!("{preset}-blocks.h5ad"));
+        let written = ccfm_data::synth::write_large(&scaled, &path).unwrap();
+        let ad = AnnData::open(&path).unwrap();
+        assert_eq!((ad.n_obs(), ad.n_vars()), (written.n_obs, written.n_vars));
+        let rows: Vec<usize> = (0..ad.n_obs()).collect();
+        let mem = generate(&scaled);
+        assert_eq!(ad.obs, mem.obs, "{preset}");
+        assert_eq!(written.gi_type, mem.gi_type);
+        let x = ad.read_csr_rows("X", &rows).unwrap();
+        assert_eq!(x.data, mem.x.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        let counts = ad.read_csr_rows("layers/counts", &rows).unwrap();
+        assert_eq!(counts.data, mem.counts.0.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        let ptr: Vec<usize> = mem.counts.2.iter().map(|&p| p as usize).collect();
+        assert_eq!(counts.indptr, ptr);
+        if preset == Preset::Norman {
+            let default = generate(&cfg(preset, Size::Default, 2));
+            assert_eq!(default.counts, mem.counts, "the default design at its own size");
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files left");
+}
+
+#[test]
+fn a_block_writer_refuses_bad_blocks_and_leaves_nothing() {
+    let dir = tmp("bad-blocks");
+    let path = dir.join("bad.h5ad");
+    let mut w = ccfm_data::writer::StreamingH5ad::create(&path, 3, &["X"]).unwrap();
+    w.append(0, &[1.0, 2.0], &[0, 2], &[0, 1, 2]).unwrap();
+    let err = w.append(0, &[1.0], &[5], &[0, 1]).unwrap_err().to_string();
+    assert!(err.contains("indices below n_vars"), "{err}");
+    // Two rows appended but three cells described: refused, and no file appears.
+    let obs = ccfm_data::DataFrame {
+        index: vec!["a".into(), "b".into(), "c".into()],
+        columns: vec![],
+    };
+    let var = ccfm_data::DataFrame {
+        index: vec!["g1".into(), "g2".into(), "g3".into()],
+        columns: vec![],
+    };
+    let err = w.finish(&obs, &var, &[]).unwrap_err().to_string();
+    assert!(err.contains("2 rows appended for 3 cells"), "{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left behind");
+}

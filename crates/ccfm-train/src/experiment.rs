@@ -104,6 +104,7 @@ impl Experiment {
                 .unwrap_or_default(),
             r.seconds
         ));
+        say(format!("expression: {}", r.storage));
         let split = Split::make(&data.table, &split_config(config), &config.data.path)?;
         say(format!(
             "split {} fold {}: {} train, {} validation, {} test conditions",
