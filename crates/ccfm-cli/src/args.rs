@@ -264,6 +264,10 @@ pub struct HvgArgs {
     /// Keep only cells with this obs['dataset'] value.
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Memory the matrix may take, e.g. 2GiB: loaded when it fits, else read in blocks of
+    /// rows (the same genes either way; default: auto, an eighth of the machine's memory).
+    #[arg(long, default_value = "auto")]
+    pub max_memory: ccfm_data::MemoryBudget,
 }
 
 /// `ccfm evaluate`'s arguments.

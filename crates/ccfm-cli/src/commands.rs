@@ -274,8 +274,13 @@ pub fn synth(a: &SynthArgs) -> CliResult {
          true_delta, gi_type)",
         out.display(),
     );
-    // The additive baseline on the written data, by interaction type.
-    let prepared = prepare(out, &PrepareOptions::default())?;
+    // The additive baseline on the written data, by interaction type (a large file is read in
+    // blocks through a small cache: each condition's cells are read once, in order).
+    let opts = PrepareOptions {
+        max_memory: ccfm_data::MemoryBudget::Bytes(256 << 20),
+        ..Default::default()
+    };
+    let prepared = prepare(out, &opts)?;
     let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for (name, r, _) in additive_check(&prepared)? {
         let t = gi_type
@@ -300,6 +305,7 @@ pub fn hvg(a: &HvgArgs) -> CliResult {
         &a.layer,
         a.dataset.as_deref(),
         a.n_top,
+        a.max_memory,
     )?;
     for g in genes {
         println!("{g}");

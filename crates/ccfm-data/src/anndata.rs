@@ -525,7 +525,10 @@ impl AnnData {
 
     /// The row pointers of a CSR `element` (checked against its shape and its `data`) and its
     /// `indices` and `data` datasets, unread: for reading rows by hyperslabs.
-    pub(crate) fn csr_parts(&self, element: &str) -> Result<(Vec<u64>, Dataset, Dataset), DataError> {
+    pub(crate) fn csr_parts(
+        &self,
+        element: &str,
+    ) -> Result<(Vec<u64>, Dataset, Dataset), DataError> {
         let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         let err = |e: hdf5::Error| self.malformed(element, e);
         let g = self.file.group(element).map_err(err)?;
@@ -555,7 +558,11 @@ impl AnnData {
         }
         check_compressed(&indptr, &[], n_obs, n_vars)
             .map_err(|detail| self.malformed(element, detail))?;
-        Ok((indptr.into_iter().map(|p| p as u64).collect(), indices, data))
+        Ok((
+            indptr.into_iter().map(|p| p as u64).collect(),
+            indices,
+            data,
+        ))
     }
 
     /// Values stored by a sparse `element` (the length of its `data`), if it has one.

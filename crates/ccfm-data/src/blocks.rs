@@ -108,10 +108,7 @@ impl RowReader {
     /// returns them: f64 values, explicit zeros dropped.
     pub fn read(&self, rows: &[usize]) -> Result<CsrRows, DataError> {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.n_rows) {
-            return Err(self.malformed(format!(
-                "cell {r} requested, the file has {}",
-                self.n_rows
-            )));
+            return Err(self.malformed(format!("cell {r} requested, the file has {}", self.n_rows)));
         }
         let mut out = CsrRows {
             data: Vec::new(),
@@ -242,10 +239,7 @@ pub fn csc_error(path: &Path, element: &str) -> DataError {
             attr = if element == "X" {
                 "X".to_string()
             } else {
-                format!(
-                    "layers['{}']",
-                    element.trim_start_matches("layers/")
-                )
+                format!("layers['{}']", element.trim_start_matches("layers/"))
             }
         ),
     }

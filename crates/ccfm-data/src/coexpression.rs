@@ -244,8 +244,7 @@ fn write_cached(
 
 /// Visits the training matrix: calls its argument with consecutive row-major `(rows, genes)`
 /// blocks of f64 values, every cell once, in the same order on every call.
-pub type RowPasses<'a> =
-    dyn FnMut(&mut dyn FnMut(&[f64])) -> Result<(), crate::DataError> + 'a;
+pub type RowPasses<'a> = dyn FnMut(&mut dyn FnMut(&[f64])) -> Result<(), crate::DataError> + 'a;
 
 /// [`cached_coexpression_mask`] for a training matrix that is not in memory, in three passes
 /// over it (gene means, variances, then the cross-products of the z-scores): the same

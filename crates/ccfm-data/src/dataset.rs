@@ -15,8 +15,8 @@ use crate::preprocess::{
     check_values, detect_scale, log1p, normalize_total, target_total, TargetSum, ValueScale,
     ValueStats,
 };
-use crate::stream::{human_bytes, Expression, Layout, MemoryBudget, StreamedMatrix};
 use crate::schema::{read_table, Perturbagen, PerturbationTable, SchemaOptions};
+use crate::stream::{human_bytes, Expression, Layout, MemoryBudget, StreamedMatrix};
 use crate::vocab::GeneVocab;
 use crate::DataError;
 
@@ -385,9 +385,9 @@ fn estimate_in_memory(
 ) -> Result<(u64, Option<RowReader>), DataError> {
     let n_kept = table.rows.len() as u64;
     let n_vars = ad.n_vars() as u64;
-    let width = opts
-        .n_top_genes
-        .map_or(n_vars, |n| (n as u64 + table.perturbation_tokens().len() as u64).min(n_vars));
+    let width = opts.n_top_genes.map_or(n_vars, |n| {
+        (n as u64 + table.perturbation_tokens().len() as u64).min(n_vars)
+    });
     let dense = 4 * n_kept * width;
     Ok(match ad.encoding(element)? {
         MatrixEncoding::Csr => {
@@ -477,7 +477,10 @@ struct GenesChosen {
 
 impl GenesChosen {
     fn names(&self, table: &PerturbationTable) -> Vec<String> {
-        self.columns.iter().map(|&c| table.genes[c].clone()).collect()
+        self.columns
+            .iter()
+            .map(|&c| table.genes[c].clone())
+            .collect()
     }
 }
 
@@ -493,7 +496,8 @@ fn prepare_in_memory(
     let (perturbed_cols, unmeasured) = perturbed_genes(ad.path(), &table, opts.unmeasured)?;
     let m = &values.matrix;
     let n_genes = table.genes.len();
-    let moments = || GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, n_genes, values.log_base);
+    let moments =
+        || GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, n_genes, values.log_base);
     let (columns, forced) = select_genes(moments, &table, opts, &perturbed_cols);
     let chosen = GenesChosen {
         columns,
@@ -539,7 +543,9 @@ fn scan_values(
     reader.for_each_block(rows, PASS_ROWS, |block, m| {
         let s = check_values(ad.path(), element, m, &row_names(ad, block))?;
         stats = Some(stats.map_or(s, |t| t.merge(s)));
-        totals.extend((0..block.len()).map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum::<f64>()));
+        totals.extend(
+            (0..block.len()).map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum::<f64>()),
+        );
         Ok(())
     })?;
     let stats = stats.unwrap_or(ValueStats {
@@ -555,7 +561,10 @@ fn scan_values(
     let (target_sum, log_base, factors) = match scale {
         ValueScale::Counts => {
             let target = target_total(&totals, opts.target_sum);
-            let f = totals.iter().map(|&t| if t > 0.0 { target / t } else { 1.0 }).collect();
+            let f = totals
+                .iter()
+                .map(|&t| if t > 0.0 { target / t } else { 1.0 })
+                .collect();
             (Some(target), None, Some(f))
         }
         ValueScale::Log1p => (None, ad.scalar_f64("uns/log1p/base"), None),
@@ -646,18 +655,29 @@ fn prepare_streamed(
 
 /// Seurat highly-variable genes of a file, as `sc.pp.highly_variable_genes(adata,
 /// n_top_genes=n_top)` selects them: var names in var order. Count data are normalised to the
-/// median total and log1p'd first; `dataset` keeps the cells with that `obs['dataset']`. CSR and
-/// dense matrices are read in blocks of rows (two passes), never whole.
+/// median total and log1p'd first; `dataset` keeps the cells with that `obs['dataset']`. The
+/// matrix is loaded when that fits `budget`; otherwise (CSR and dense storage) it is read in
+/// blocks of rows, in two passes, with the same result.
 pub fn highly_variable_genes(
     path: impl AsRef<Path>,
     element: &str,
     dataset: Option<&str>,
     n_top: usize,
+    budget: MemoryBudget,
 ) -> Result<Vec<String>, DataError> {
     let path = path.as_ref();
     let ad = AnnData::open(path)?;
     let rows = crate::schema::dataset_rows(&ad, dataset, false)?;
-    let moments = if ad.encoding(element)? == MatrixEncoding::Csc {
+    let stored = match ad.encoding(element)? {
+        MatrixEncoding::Csr => RowReader::open(&ad, element)?.stored(&rows),
+        MatrixEncoding::Dense => (rows.len() * ad.n_vars()) as u64,
+        MatrixEncoding::Csc => ad.stored_values(element).unwrap_or(0),
+    };
+    let fits = 16 * stored <= budget.bytes();
+    if !fits && ad.encoding(element)? == MatrixEncoding::Csc {
+        return Err(crate::blocks::csc_error(path, element));
+    }
+    let moments = if fits {
         let v = read_log1p(&ad, element, &rows, None, TargetSum::Median)?;
         let m = v.matrix;
         GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, ad.n_vars(), v.log_base)

@@ -165,7 +165,9 @@ impl TrainSampler {
 /// uniform over the pool and the rest uniform over its block of `block` consecutive pool cells.
 fn draw_cells(rng: &mut ChaCha8Rng, pool: &[usize], n: usize, block: Option<usize>) -> Vec<usize> {
     let Some(block) = block else {
-        return (0..n).map(|_| pool[rng.random_range(0..pool.len())]).collect();
+        return (0..n)
+            .map(|_| pool[rng.random_range(0..pool.len())])
+            .collect();
     };
     let mut out = Vec::with_capacity(n);
     let first = rng.random_range(0..pool.len());

@@ -78,21 +78,39 @@ impl FromStr for MemoryBudget {
     }
 }
 
+/// Exact, so that a resolved configuration reads back the same budget: the largest binary
+/// unit that divides the size (`"1536MiB"`), else plain bytes.
 impl fmt::Display for MemoryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Auto => f.write_str("auto"),
-            Self::Bytes(b) => f.write_str(&human_bytes(*b)),
+        let b = match self {
+            Self::Auto => return f.write_str("auto"),
+            Self::Bytes(b) => *b,
+        };
+        for (u, size) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
+            if b >= size && b.is_multiple_of(size) {
+                return write!(f, "{}{u}", b / size);
+            }
         }
+        write!(f, "{b}")
     }
 }
 
 /// `bytes` in the largest binary unit that keeps it at or above 1 (`"1.5GiB"`).
 pub fn human_bytes(bytes: u64) -> String {
-    for (u, f) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+    for (u, f) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
         if bytes >= f {
             let v = bytes as f64 / f as f64;
-            return if bytes % f == 0 {
+            return if bytes.is_multiple_of(f) {
                 format!("{}{u}", bytes / f)
             } else {
                 format!("{v:.2}{u}")
@@ -284,7 +302,10 @@ impl StreamedMatrix {
         let now = c.clock;
         c.bytes += size;
         c.loads += 1;
-        c.blocks.insert(key, (block.clone(), now));
+        // Another thread may have decoded the same block meanwhile: count it once.
+        if let Some((old, _)) = c.blocks.insert(key, (block.clone(), now)) {
+            c.bytes -= (old.len() * 4) as u64;
+        }
         Ok(block)
     }
 

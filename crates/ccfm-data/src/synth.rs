@@ -700,7 +700,12 @@ fn norman(cfg: &SynthConfig) -> SynthData {
 }
 
 /// The dataframes, interaction types and `uns` of a generated dataset.
-type Frames = (DataFrame, DataFrame, BTreeMap<String, String>, Vec<(String, UnsValue)>);
+type Frames = (
+    DataFrame,
+    DataFrame,
+    BTreeMap<String, String>,
+    Vec<(String, UnsValue)>,
+);
 
 /// Draw the Norman-like design, send its cells to `sink`, and return everything else.
 fn norman_into(cfg: &SynthConfig, sink: &mut dyn CellSink) -> Frames {

@@ -371,7 +371,10 @@ impl CsrAppender {
     }
 
     fn finish(&self, n_vars: usize) -> hdf5::Result<()> {
-        self.data.file()?.group(&self.field)?.new_attr::<i64>()
+        self.data
+            .file()?
+            .group(&self.field)?
+            .new_attr::<i64>()
             .shape(2)
             .create("shape")?
             .write(&[self.rows as i64, n_vars as i64][..])
@@ -428,13 +431,20 @@ impl StreamingH5ad {
     ) -> Result<(), DataError> {
         let g = self.n_vars;
         let m = &mut self.matrices[which];
-        check(&self.path, &m.field, indptr.first() == Some(&0)
-            && indptr.last().copied() == Some(data.len() as i64)
-            && data.len() == indices.len()
-            && indices.iter().all(|&j| j >= 0 && (j as usize) < g), || {
-            "a block's indptr must start at 0 and end at its length, indices below n_vars".into()
-        })?;
-        m.append(data, indices, indptr).map_err(h5(&self.path, &m.field.clone()))
+        check(
+            &self.path,
+            &m.field,
+            indptr.first() == Some(&0)
+                && indptr.last().copied() == Some(data.len() as i64)
+                && data.len() == indices.len()
+                && indices.iter().all(|&j| j >= 0 && (j as usize) < g),
+            || {
+                "a block's indptr must start at 0 and end at its length, indices below n_vars"
+                    .into()
+            },
+        )?;
+        m.append(data, indices, indptr)
+            .map_err(h5(&self.path, &m.field.clone()))
     }
 
     /// Write the dataframes and `uns`, check that every matrix has one row per cell, and move

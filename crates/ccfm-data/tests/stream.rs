@@ -196,10 +196,17 @@ fn the_streamed_mask_equals_the_in_memory_mask() {
     assert_eq!(got, want);
     // Both paths share the cache: the in-memory path writes it, the streamed one reads it.
     let dir = tmp("mask-cache");
-    assert!(!cached_coexpression_mask(&dir, &x, cells.len(), &d.genes, &cfg).unwrap().1);
+    assert!(
+        !cached_coexpression_mask(&dir, &x, cells.len(), &d.genes, &cfg)
+            .unwrap()
+            .1
+    );
     let (again, cached) =
         streamed_coexpression_mask(&mut passes, cells.len(), &d.genes, &cfg, Some(&dir)).unwrap();
-    assert!(cached, "the streamed path found the in-memory path's cache file");
+    assert!(
+        cached,
+        "the streamed path found the in-memory path's cache file"
+    );
     assert_eq!(again, want);
 }
 
@@ -210,12 +217,17 @@ fn streamed_batches_come_from_one_block_and_resume_exactly() {
     let d = prepare(&path, &streamed(&PrepareOptions::default(), 1 << 20, block)).unwrap();
     let split = Split::make(&d.table, &SplitConfig::default(), &d.report.path).unwrap();
     let pools = d.table.cells_by_condition();
-    let block_of = |cond: usize, cell: usize| pools[cond].iter().position(|&c| c == cell).unwrap() / block;
+    let block_of =
+        |cond: usize, cell: usize| pools[cond].iter().position(|&c| c == cell).unwrap() / block;
     let mut s = TrainSampler::new(&d, &split, 24, 32, 3).unwrap();
     let mut control_blocks = HashSet::new();
     for _ in 0..200 {
         let b = s.next_batch(&d).unwrap();
-        let t: HashSet<usize> = b.target_cells.iter().map(|&c| block_of(b.condition, c)).collect();
+        let t: HashSet<usize> = b
+            .target_cells
+            .iter()
+            .map(|&c| block_of(b.condition, c))
+            .collect();
         assert_eq!(t.len(), 1, "target cells from one block");
         let c: HashSet<usize> = b.control_cells.iter().map(|&c| block_of(0, c)).collect();
         assert_eq!(c.len(), 1, "control cells from one block");
@@ -243,7 +255,11 @@ fn memory_sizes_parse_as_written() {
         ("100kb", 100_000),
         ("4096", 4096),
     ] {
-        assert_eq!(text.parse::<MemoryBudget>(), Ok(MemoryBudget::Bytes(bytes)), "{text}");
+        assert_eq!(
+            text.parse::<MemoryBudget>(),
+            Ok(MemoryBudget::Bytes(bytes)),
+            "{text}"
+        );
     }
     assert_eq!("auto".parse::<MemoryBudget>(), Ok(MemoryBudget::Auto));
     assert!(MemoryBudget::Auto.bytes() > 0);
@@ -251,5 +267,13 @@ fn memory_sizes_parse_as_written() {
         let err = bad.parse::<MemoryBudget>().unwrap_err();
         assert!(err.contains("2GiB"), "{bad}: {err}");
     }
-    assert_eq!(MemoryBudget::Bytes(2 << 30).to_string(), "2GiB");
+    // Written exactly, so that it reads back as the same size.
+    for (bytes, text) in [
+        (2u64 << 30, "2GiB"),
+        (3 << 29, "1536MiB"),
+        (1_500_000_000, "1500000000"),
+    ] {
+        assert_eq!(MemoryBudget::Bytes(bytes).to_string(), text);
+        assert_eq!(text.parse(), Ok(MemoryBudget::Bytes(bytes)));
+    }
 }

@@ -151,12 +151,18 @@ fn a_file_written_in_blocks_equals_the_in_memory_one() {
         let x = ad.read_csr_rows("X", &rows).unwrap();
         assert_eq!(x.data, mem.x.iter().map(|&v| v as f64).collect::<Vec<_>>());
         let counts = ad.read_csr_rows("layers/counts", &rows).unwrap();
-        assert_eq!(counts.data, mem.counts.0.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        assert_eq!(
+            counts.data,
+            mem.counts.0.iter().map(|&v| v as f64).collect::<Vec<_>>()
+        );
         let ptr: Vec<usize> = mem.counts.2.iter().map(|&p| p as usize).collect();
         assert_eq!(counts.indptr, ptr);
         if preset == Preset::Norman {
             let default = generate(&cfg(preset, Size::Default, 2));
-            assert_eq!(default.counts, mem.counts, "the default design at its own size");
+            assert_eq!(
+                default.counts, mem.counts,
+                "the default design at its own size"
+            );
         }
     }
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
@@ -186,5 +192,9 @@ fn a_block_writer_refuses_bad_blocks_and_leaves_nothing() {
     };
     let err = w.finish(&obs, &var, &[]).unwrap_err().to_string();
     assert!(err.contains("2 rows appended for 3 cells"), "{err}");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 }

@@ -183,7 +183,9 @@ impl Experiment {
             (Some(_), dir) => {
                 let x: Vec<f64> = data.rows(&rows)?.iter().map(|&v| v as f64).collect();
                 match dir {
-                    Some(dir) => cached_coexpression_mask(dir, &x, rows.len(), &data.genes, &cfg)?.0,
+                    Some(dir) => {
+                        cached_coexpression_mask(dir, &x, rows.len(), &data.genes, &cfg)?.0
+                    }
                     None => coexpression_mask(&x, rows.len(), &data.genes, &cfg),
                 }
             }

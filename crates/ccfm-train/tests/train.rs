@@ -169,6 +169,43 @@ fn resumed_ccfm_run_ends_bit_identical_to_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_streamed_run_resumes_bit_identical_and_predicts() {
+    // A budget far below the data: the expression is read block by block (blocks of 8 cells,
+    // a cache of a few blocks), batches come from one block, and the run still resumes exactly.
+    let extra = ["data.max_memory=8KiB", "data.block_cells=8"];
+    resume_matches_uninterrupted(true, &extra);
+    let _turn = serial();
+    let dir = tmp("streamed-log");
+    let cfg = tiny_config(&dir, false, &extra);
+    let mut lines = Vec::new();
+    train_new::<B>(
+        cfg,
+        &dir.join("run"),
+        &Default::default(),
+        TrainOptions {
+            observer: &mut |e: &TrainEvent| {
+                if let TrainEvent::Message(m) = e {
+                    lines.push(m.clone());
+                }
+            },
+            stop_after: None,
+            stop: None,
+            cache_dir: None,
+            sync: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("expression: streamed from the file")
+                && l.contains("data.max_memory 8KiB")),
+        "{lines:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn resumed_scdfm_run_with_adamw_clipping_ema_warmup_is_bit_identical() {
     resume_matches_uninterrupted(
         false,

@@ -522,6 +522,8 @@ mod tests {
             ("train.warmup_steps=300000", "train.warmup_steps"),
             ("latent.enabled=true", "latent.scgpt_dir"),
             ("train.lr=-1", "train.lr"),
+            ("data.max_memory=two", "data.max_memory"),
+            ("data.block_cells=0", "data.block_cells"),
         ] {
             let e = RunConfig::parse(MINIMAL, "t", &[set.into()])
                 .unwrap_err()
@@ -536,7 +538,17 @@ mod tests {
 
     #[test]
     fn resolved_config_round_trips() {
-        let c = RunConfig::parse(MINIMAL, "t", &["train.steps=9".into()]).unwrap();
+        let c = RunConfig::parse(
+            MINIMAL,
+            "t",
+            &["train.steps=9".into(), "data.max_memory=\"1.5GiB\"".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            c.data.max_memory,
+            ccfm_data::MemoryBudget::Bytes(3 << 29),
+            "a memory size as written"
+        );
         let back = RunConfig::parse(&c.to_toml(), "resolved", &[]).unwrap();
         assert_eq!(c, back);
         assert!(known_keys().contains(&"sample.cells_per_condition".to_string()));

@@ -217,7 +217,12 @@ pub fn fingerprint(config: &RunConfig, exp: &Experiment) -> u64 {
         }
         None => {
             let m = exp.data.gene_moments();
-            let bytes: Vec<u8> = m.sum.iter().chain(&m.sum_sq).flat_map(|v| v.to_le_bytes()).collect();
+            let bytes: Vec<u8> = m
+                .sum
+                .iter()
+                .chain(&m.sum_sq)
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             h.update(&bytes);
         }
     }
