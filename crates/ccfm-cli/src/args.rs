@@ -105,7 +105,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub allow_unmeasured: bool,
     /// Memory the expression may take, e.g. 2GiB: loaded when it fits, else read from the file
-    /// block by block (default: auto, an eighth of the machine's memory).
+    /// block by block (default: auto, a quarter of the machine's memory).
     #[arg(long, default_value = "auto")]
     pub max_memory: ccfm_data::MemoryBudget,
 }
@@ -265,7 +265,7 @@ pub struct HvgArgs {
     #[arg(long)]
     pub dataset: Option<String>,
     /// Memory the matrix may take, e.g. 2GiB: loaded when it fits, else read in blocks of
-    /// rows (the same genes either way; default: auto, an eighth of the machine's memory).
+    /// rows (the same genes either way; default: auto, a quarter of the machine's memory).
     #[arg(long, default_value = "auto")]
     pub max_memory: ccfm_data::MemoryBudget,
 }

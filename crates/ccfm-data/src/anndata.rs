@@ -476,8 +476,8 @@ impl AnnData {
         }
     }
 
-    /// The arrays of a CSR or CSC `element`, checked against its `shape` and each other.
-    fn read_sparse(&self, element: &str, enc: MatrixEncoding) -> Result<SparseArrays, DataError> {
+    /// The group of a sparse `element` and its `indptr`, the shape checked against obs x var.
+    fn sparse_header(&self, element: &str) -> Result<(Group, Vec<i64>), DataError> {
         let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         let err = |e: hdf5::Error| self.malformed(element, e);
         let g = self.file.group(element).map_err(err)?;
@@ -495,6 +495,14 @@ impl AnnData {
             .dataset("indptr")
             .and_then(|d| read_vec::<i64>(&d))
             .map_err(err)?;
+        Ok((g, indptr))
+    }
+
+    /// The arrays of a CSR or CSC `element`, checked against its `shape` and each other.
+    fn read_sparse(&self, element: &str, enc: MatrixEncoding) -> Result<SparseArrays, DataError> {
+        let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
+        let err = |e: hdf5::Error| self.malformed(element, e);
+        let (g, indptr) = self.sparse_header(element)?;
         let indices: Vec<i64> = g
             .dataset("indices")
             .and_then(|d| read_vec::<i64>(&d))
@@ -531,21 +539,7 @@ impl AnnData {
     ) -> Result<(Vec<u64>, Dataset, Dataset), DataError> {
         let (n_obs, n_vars) = (self.n_obs(), self.n_vars());
         let err = |e: hdf5::Error| self.malformed(element, e);
-        let g = self.file.group(element).map_err(err)?;
-        let shape: Vec<i64> = g
-            .attr("shape")
-            .and_then(|a| a.read_raw::<i64>())
-            .map_err(err)?;
-        if shape != [n_obs as i64, n_vars as i64] {
-            return Err(self.malformed(
-                element,
-                format!("shape {shape:?}, expected [{n_obs}, {n_vars}]"),
-            ));
-        }
-        let indptr: Vec<i64> = g
-            .dataset("indptr")
-            .and_then(|d| read_vec::<i64>(&d))
-            .map_err(err)?;
+        let (g, indptr) = self.sparse_header(element)?;
         let indices = g.dataset("indices").map_err(err)?;
         let data = g.dataset("data").map_err(err)?;
         guard(&indices).map_err(err)?;

@@ -88,6 +88,21 @@ impl RowReader {
         self.n_cols
     }
 
+    /// Rows per block of a pass over the matrix whose values take about `bytes` (f64 and index),
+    /// between 64 and 8192.
+    pub fn rows_within(&self, rows: &[usize], bytes: u64) -> usize {
+        let per_row = 16 * self.stored(rows) / rows.len().max(1) as u64;
+        (bytes / per_row.max(1)).clamp(64, 8192) as usize
+    }
+
+    /// Values stored in the whole matrix (dense storage: every entry).
+    pub fn stored_total(&self) -> u64 {
+        match &self.storage {
+            Storage::Csr { indptr, .. } => indptr[self.n_rows],
+            Storage::Dense(_) => (self.n_rows * self.n_cols) as u64,
+        }
+    }
+
     /// Values stored for `rows` (dense storage: every entry), known without reading them.
     pub fn stored(&self, rows: &[usize]) -> u64 {
         match &self.storage {
@@ -141,13 +156,14 @@ impl RowReader {
                 }
             }
             Storage::Dense(ds) => {
-                let block: ndarray::Array2<f64> = ds
+                // As f32, as the in-memory path reads dense storage (exact for float32 files).
+                let block: ndarray::Array2<f32> = ds
                     .read_slice_2d(ndarray::s![span.range.clone(), ..])
                     .map_err(err)?;
                 for &r in span.rows {
                     for (j, &v) in block.row(r - span.range.start).iter().enumerate() {
                         if v != 0.0 {
-                            out.data.push(v);
+                            out.data.push(v as f64);
                             out.indices.push(j);
                         }
                     }

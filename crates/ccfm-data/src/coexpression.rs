@@ -246,10 +246,11 @@ fn write_cached(
 /// blocks of f64 values, every cell once, in the same order on every call.
 pub type RowPasses<'a> = dyn FnMut(&mut dyn FnMut(&[f64])) -> Result<(), crate::DataError> + 'a;
 
-/// [`cached_coexpression_mask`] for a training matrix that is not in memory, in three passes
-/// over it (gene means, variances, then the cross-products of the z-scores): the same
-/// statistics as [`correlation`], the cross-products summed block by block. The cache key is
-/// the in-memory one, so both paths share cached masks.
+/// [`cached_coexpression_mask`] for a training matrix that is not in memory, in four passes
+/// over it (gene means, variances, means of the z-scores, then the cross-products of the centred
+/// z-scores): the arithmetic of [`correlation`] in the same order, each sum accumulated cell by
+/// cell, so the mask is the same bit for bit. The cache key is the in-memory one, so both paths
+/// share cached masks.
 pub fn streamed_coexpression_mask(
     rows: &mut RowPasses<'_>,
     cells: usize,
@@ -271,25 +272,125 @@ pub fn streamed_coexpression_mask(
     if let Some(mask) = path.as_deref().and_then(|p| read_cached(p, m)) {
         return Ok((mask, true));
     }
-    mean.iter_mut().for_each(|s| *s /= cells as f64);
-    let mut sd = vec![0.0; genes];
-    rows(&mut |block| {
-        for (k, &v) in block.iter().enumerate() {
-            sd[k % genes] += (v.max(0.0).ln_1p() - mean[k % genes]).powi(2);
-        }
-    })?;
-    for s in &mut sd {
-        let v = (*s / (cells as f64 - 1.0)).sqrt();
-        *s = if v == 0.0 || !v.is_finite() { 1.0 } else { v };
-    }
-    let mut gram = Gram::new(genes);
-    rows(&mut |block| gram.add(block, &mean, &sd))?;
-    let corr = gram.correlation(cells);
+    let mut z = ZScores::new(mean, cells);
+    rows(&mut |block| z.add_variance(block))?;
+    z.finish_variance();
+    rows(&mut |block| z.add_mean(block))?;
+    z.finish_mean();
+    let mut cross = vec![0.0; genes * genes];
+    rows(&mut |block| z.add_cross(block, &mut cross))?;
+    let corr = z.correlation(&cross);
     let mask = sorted_pad_mask(&blocked_mask(&corr, genes, cfg), gene_names, cfg.n_specials);
     if let (Some(dir), Some(p)) = (cache_dir, &path) {
         write_cached(dir, p, &mask)?;
     }
     Ok((mask, false))
+}
+
+/// The per-gene statistics of [`standardise`] and [`correlation`], built pass by pass.
+struct ZScores {
+    cells: usize,
+    genes: usize,
+    /// Mean of `log1p(max(x, 0))`.
+    mean: Vec<f64>,
+    /// Its standard deviation (1 where 0 or not finite); sums of squares until finished.
+    sd: Vec<f64>,
+    /// Mean of the z-scores; sums until finished.
+    z_mean: Vec<f64>,
+}
+
+impl ZScores {
+    /// From the sums of `log1p(max(x, 0))` over `cells` cells.
+    fn new(mut sums: Vec<f64>, cells: usize) -> Self {
+        sums.iter_mut().for_each(|s| *s /= cells as f64);
+        let genes = sums.len();
+        Self {
+            cells,
+            genes,
+            mean: sums,
+            sd: vec![0.0; genes],
+            z_mean: vec![0.0; genes],
+        }
+    }
+
+    fn add_variance(&mut self, block: &[f64]) {
+        for (k, &v) in block.iter().enumerate() {
+            let g = k % self.genes;
+            self.sd[g] += (v.max(0.0).ln_1p() - self.mean[g]).powi(2);
+        }
+    }
+
+    fn finish_variance(&mut self) {
+        for s in &mut self.sd {
+            let v = (*s / (self.cells as f64 - 1.0)).sqrt();
+            *s = if v == 0.0 || !v.is_finite() { 1.0 } else { v };
+        }
+    }
+
+    fn z(&self, v: f64, g: usize) -> f64 {
+        (v.max(0.0).ln_1p() - self.mean[g]) / self.sd[g]
+    }
+
+    fn add_mean(&mut self, block: &[f64]) {
+        for (k, &v) in block.iter().enumerate() {
+            let g = k % self.genes;
+            self.z_mean[g] += self.z(v, g);
+        }
+    }
+
+    fn finish_mean(&mut self) {
+        let n = self.cells as f64;
+        self.z_mean.iter_mut().for_each(|s| *s /= n);
+    }
+
+    /// Add a block's products of centred z-scores to the upper triangle of `cross`, each sum
+    /// in cell order.
+    fn add_cross(&self, block: &[f64], cross: &mut [f64]) {
+        let g = self.genes;
+        let rows = block.len() / g.max(1);
+        let mut cols = vec![0.0; rows * g];
+        for r in 0..rows {
+            for k in 0..g {
+                cols[k * rows + r] = self.z(block[r * g + k], k) - self.z_mean[k];
+            }
+        }
+        cross.par_chunks_mut(g).enumerate().for_each(|(i, out)| {
+            let ci = &cols[i * rows..(i + 1) * rows];
+            for (j, o) in out.iter_mut().enumerate().skip(i) {
+                let cj = &cols[j * rows..(j + 1) * rows];
+                let mut acc = *o;
+                for (a, b) in ci.iter().zip(cj) {
+                    acc += a * b;
+                }
+                *o = acc;
+            }
+        });
+    }
+
+    /// Pearson correlation as [`correlation`] defines it, from the finished cross-products.
+    fn correlation(&self, cross: &[f64]) -> Vec<f64> {
+        let g = self.genes;
+        let at = |i: usize, j: usize| cross[i.min(j) * g + i.max(j)];
+        let norm: Vec<f64> = (0..g).map(|i| at(i, i).sqrt()).collect();
+        let mut r = vec![0.0; g * g];
+        for i in 0..g {
+            for j in 0..g {
+                r[i * g + j] = if i == j {
+                    1.0
+                } else if norm[i] == 0.0 || norm[j] == 0.0 {
+                    0.0
+                } else {
+                    let v = at(i, j) / (norm[i] * norm[j]);
+                    if v.is_finite() {
+                        v.clamp(-1.0, 1.0)
+                    } else {
+                        0.0
+                    }
+                };
+            }
+        }
+        r
+    }
 }
 
 /// The hash of everything in a cache key but the values.
@@ -309,74 +410,4 @@ fn key_prefix(cells: usize, gene_names: &[String], cfg: &CoexpressionConfig) -> 
         fnv1a(&mut h, &[0]);
     }
     h
-}
-
-/// Sums of the z-scores and of their cross-products (upper triangle, row-major).
-struct Gram {
-    genes: usize,
-    sum: Vec<f64>,
-    cross: Vec<f64>,
-}
-
-impl Gram {
-    fn new(genes: usize) -> Self {
-        Self {
-            genes,
-            sum: vec![0.0; genes],
-            cross: vec![0.0; genes * genes],
-        }
-    }
-
-    /// Add a row-major block of raw values, z-scored with `mean` and `sd`.
-    fn add(&mut self, block: &[f64], mean: &[f64], sd: &[f64]) {
-        let g = self.genes;
-        let rows = block.len() / g.max(1);
-        let mut cols = vec![0.0; rows * g];
-        for r in 0..rows {
-            for k in 0..g {
-                let z = (block[r * g + k].max(0.0).ln_1p() - mean[k]) / sd[k];
-                cols[k * rows + r] = z;
-                self.sum[k] += z;
-            }
-        }
-        self.cross
-            .par_chunks_mut(g)
-            .enumerate()
-            .for_each(|(i, out)| {
-                let ci = &cols[i * rows..(i + 1) * rows];
-                for (j, o) in out.iter_mut().enumerate().skip(i) {
-                    let cj = &cols[j * rows..(j + 1) * rows];
-                    *o += ci.iter().zip(cj).map(|(a, b)| a * b).sum::<f64>();
-                }
-            });
-    }
-
-    /// Pearson correlation as [`correlation`] defines it, from the sums over `cells` cells.
-    fn correlation(&self, cells: usize) -> Vec<f64> {
-        let g = self.genes;
-        let n = cells as f64;
-        let centred = |i: usize, j: usize| {
-            let (a, b) = (i.min(j), i.max(j));
-            self.cross[a * g + b] - self.sum[a] * self.sum[b] / n
-        };
-        let norm: Vec<f64> = (0..g).map(|i| centred(i, i).max(0.0).sqrt()).collect();
-        let mut r = vec![0.0; g * g];
-        for i in 0..g {
-            for j in 0..g {
-                r[i * g + j] = if i == j {
-                    1.0
-                } else if norm[i] == 0.0 || norm[j] == 0.0 {
-                    0.0
-                } else {
-                    let v = centred(i, j) / (norm[i] * norm[j]);
-                    if v.is_finite() {
-                        v.clamp(-1.0, 1.0)
-                    } else {
-                        0.0
-                    }
-                };
-            }
-        }
-        r
-    }
 }

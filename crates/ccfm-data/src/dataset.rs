@@ -375,29 +375,28 @@ fn column_positions(n_genes: usize, gene_columns: &[usize]) -> Vec<u32> {
     col_pos
 }
 
-/// Estimated memory of loading `element` for the kept rows (the sparse rows as f64 + index, and
-/// the dense f32 result), from the row pointers, before any value is read.
-fn estimate_in_memory(
+/// Estimated peak memory of loading `element` for `rows` the way the in-memory path does, from
+/// the row pointers, before any value is read: sparse arrays read whole (f64 values, i64
+/// indices), the kept rows as f64 values and indices, and a dense f32 result `width` genes wide.
+/// The reader comes back for CSR storage, to be reused when streaming.
+fn load_estimate(
     ad: &AnnData,
     element: &str,
-    table: &PerturbationTable,
-    opts: &PrepareOptions,
+    rows: &[usize],
+    width: u64,
 ) -> Result<(u64, Option<RowReader>), DataError> {
-    let n_kept = table.rows.len() as u64;
-    let n_vars = ad.n_vars() as u64;
-    let width = opts.n_top_genes.map_or(n_vars, |n| {
-        (n as u64 + table.perturbation_tokens().len() as u64).min(n_vars)
-    });
+    let n_kept = rows.len() as u64;
     let dense = 4 * n_kept * width;
     Ok(match ad.encoding(element)? {
         MatrixEncoding::Csr => {
             let reader = RowReader::open(ad, element)?;
-            (16 * reader.stored(&table.rows) + dense, Some(reader))
+            let read = 16 * (reader.stored_total() + reader.stored(rows));
+            (read + dense, Some(reader))
         }
-        MatrixEncoding::Dense => (16 * n_kept * n_vars + dense, None),
+        MatrixEncoding::Dense => (16 * n_kept * ad.n_vars() as u64 + dense, None),
         MatrixEncoding::Csc => {
-            let stored = ad.stored_values(element).unwrap_or(n_kept * n_vars);
-            (24 * stored + dense, None)
+            let stored = ad.stored_values(element).unwrap_or(0);
+            (40 * stored + dense, None)
         }
     })
 }
@@ -409,36 +408,39 @@ pub fn prepare(path: impl AsRef<Path>, opts: &PrepareOptions) -> Result<Prepared
     let ad = AnnData::open(path)?;
     let table = read_table(&ad, &opts.schema)?;
     let element = choose_element(&ad, &table, opts);
-    let (in_memory_bytes, reader) = estimate_in_memory(&ad, &element, &table, opts)?;
+    let n_vars = ad.n_vars() as u64;
+    let width = opts.n_top_genes.map_or(n_vars, |n| {
+        (n as u64 + table.perturbation_tokens().len() as u64).min(n_vars)
+    });
+    let (in_memory_bytes, reader) = load_estimate(&ad, &element, &table.rows, width)?;
     let budget = opts.max_memory.bytes();
-    let mut storage = StorageReport {
+    let fits = in_memory_bytes <= budget;
+    let storage = StorageReport {
         in_memory_bytes,
         budget,
         budget_setting: opts.max_memory,
-        block_cells: None,
+        block_cells: (!fits).then_some(opts.block_cells.max(1)),
     };
-    let mut data = if in_memory_bytes <= budget {
-        prepare_in_memory(&ad, table, &element, opts)?
+    let mut data = if fits {
+        prepare_in_memory(&ad, table, &element, opts, storage)?
     } else {
         let reader = match reader {
             Some(r) => r,
             None => RowReader::open(&ad, &element)?,
         };
-        storage.block_cells = Some(opts.block_cells.max(1));
-        prepare_streamed(&ad, table, &element, opts, reader)?
+        prepare_streamed(&ad, table, &element, opts, (reader, storage))?
     };
-    data.report.storage = storage;
     data.report.seconds = start.elapsed().as_secs_f64();
     Ok(data)
 }
 
-/// The report of a preparation before its storage and time are filled in.
+/// The report of a preparation before its time is filled in.
 fn report(
     ad: &AnnData,
     element: &str,
-    found: &Found,
-    genes: &GenesChosen,
+    (found, genes): (&Found, &GenesChosen),
     n_genes: usize,
+    storage: StorageReport,
 ) -> PrepareReport {
     PrepareReport {
         path: ad.path().to_path_buf(),
@@ -450,12 +452,7 @@ fn report(
         genes_selected: genes.columns.len(),
         forced_genes: genes.forced.clone(),
         unmeasured_genes: genes.unmeasured.clone(),
-        storage: StorageReport {
-            in_memory_bytes: 0,
-            budget: 0,
-            budget_setting: MemoryBudget::Auto,
-            block_cells: None,
-        },
+        storage,
         seconds: 0.0,
     }
 }
@@ -490,6 +487,7 @@ fn prepare_in_memory(
     table: PerturbationTable,
     element: &str,
     opts: &PrepareOptions,
+    storage: StorageReport,
 ) -> Result<PreparedData, DataError> {
     let values = read_log1p(ad, element, &table.rows, opts.scale, opts.target_sum)?;
     // Perturbed genes: measured ones may be forced in, unmeasured ones are refused or noted.
@@ -513,16 +511,13 @@ fn prepare_in_memory(
         log_base: values.log_base,
     };
     Ok(PreparedData {
-        report: report(ad, element, &found, &chosen, n_genes),
+        report: report(ad, element, (&found, &chosen), n_genes, storage),
         genes: chosen.names(&table),
         gene_columns: chosen.columns,
         x: Expression::InMemory(x),
         table,
     })
 }
-
-/// Rows per block of the statistics passes.
-const PASS_ROWS: usize = 8192;
 
 /// The names of the file rows `rows`.
 fn row_names(ad: &AnnData, rows: &[usize]) -> Vec<String> {
@@ -540,7 +535,8 @@ fn scan_values(
 ) -> Result<(Found, Option<Vec<f64>>), DataError> {
     let mut stats: Option<ValueStats> = None;
     let mut totals = Vec::with_capacity(rows.len());
-    reader.for_each_block(rows, PASS_ROWS, |block, m| {
+    let block_rows = reader.rows_within(rows, opts.max_memory.bytes() / 4);
+    reader.for_each_block(rows, block_rows, |block, m| {
         let s = check_values(ad.path(), element, m, &row_names(ad, block))?;
         stats = Some(stats.map_or(s, |t| t.merge(s)));
         totals.extend(
@@ -583,13 +579,14 @@ fn scan_values(
 fn scan_moments(
     reader: &RowReader,
     rows: &[usize],
-    factors: Option<&[f64]>,
-    log_base: Option<f64>,
+    (factors, log_base): (Option<&[f64]>, Option<f64>),
+    budget: MemoryBudget,
 ) -> Result<(GeneMoments, GeneMoments), DataError> {
     let n = reader.n_cols();
     let (mut full, mut f32s) = (GeneMoments::new(n), GeneMoments::new(n));
     let mut done = 0;
-    reader.for_each_block(rows, PASS_ROWS, |block, m| {
+    let block_rows = reader.rows_within(rows, budget.bytes() / 4);
+    reader.for_each_block(rows, block_rows, |block, m| {
         let mut data = m.data.clone();
         for r in 0..block.len() {
             let f = factors.map(|f| f[done + r]);
@@ -612,12 +609,13 @@ fn prepare_streamed(
     table: PerturbationTable,
     element: &str,
     opts: &PrepareOptions,
-    reader: RowReader,
+    (reader, storage): (RowReader, StorageReport),
 ) -> Result<PreparedData, DataError> {
     let rows = &table.rows;
     let (found, factors) = scan_values(ad, &reader, rows, element, opts)?;
     let (perturbed_cols, unmeasured) = perturbed_genes(ad.path(), &table, opts.unmeasured)?;
-    let (full, f32s) = scan_moments(&reader, rows, factors.as_deref(), found.log_base)?;
+    let scale = (factors.as_deref(), found.log_base);
+    let (full, f32s) = scan_moments(&reader, rows, scale, opts.max_memory)?;
     let (columns, forced) = select_genes(|| full, &table, opts, &perturbed_cols);
     let chosen = GenesChosen {
         columns,
@@ -645,7 +643,7 @@ fn prepare_streamed(
     };
     let budget = opts.max_memory.bytes();
     Ok(PreparedData {
-        report: report(ad, element, &found, &chosen, n_genes),
+        report: report(ad, element, (&found, &chosen), n_genes, storage),
         genes: chosen.names(&table),
         gene_columns: chosen.columns,
         x: Expression::Streamed(StreamedMatrix::new(layout, budget)),
@@ -668,24 +666,22 @@ pub fn highly_variable_genes(
     let path = path.as_ref();
     let ad = AnnData::open(path)?;
     let rows = crate::schema::dataset_rows(&ad, dataset, false)?;
-    let stored = match ad.encoding(element)? {
-        MatrixEncoding::Csr => RowReader::open(&ad, element)?.stored(&rows),
-        MatrixEncoding::Dense => (rows.len() * ad.n_vars()) as u64,
-        MatrixEncoding::Csc => ad.stored_values(element).unwrap_or(0),
-    };
-    let fits = 16 * stored <= budget.bytes();
-    if !fits && ad.encoding(element)? == MatrixEncoding::Csc {
-        return Err(crate::blocks::csc_error(path, element));
-    }
-    let moments = if fits {
+    let (estimate, reader) = load_estimate(&ad, element, &rows, 0)?;
+    let moments = if estimate <= budget.bytes() {
         let v = read_log1p(&ad, element, &rows, None, TargetSum::Median)?;
         let m = v.matrix;
         GeneMoments::from_csr(&m.data, &m.indices, &m.indptr, ad.n_vars(), v.log_base)
     } else {
-        let reader = RowReader::open(&ad, element)?;
-        let opts = PrepareOptions::default();
+        let reader = match reader {
+            Some(r) => r,
+            None => RowReader::open(&ad, element)?,
+        };
+        let opts = PrepareOptions {
+            max_memory: budget,
+            ..Default::default()
+        };
         let (found, factors) = scan_values(&ad, &reader, &rows, element, &opts)?;
-        scan_moments(&reader, &rows, factors.as_deref(), found.log_base)?.0
+        scan_moments(&reader, &rows, (factors.as_deref(), found.log_base), budget)?.0
     };
     Ok(highly_variable_seurat(&moments, n_top)
         .iter()

@@ -18,22 +18,28 @@ use crate::DataError;
 /// `data.max_memory`: how much memory the prepared expression may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MemoryBudget {
-    /// An eighth of the machine's memory (4 GiB where it cannot be read).
+    /// A quarter of the machine's memory (4 GiB where it cannot be read). A training run
+    /// replaces it by the bytes it resolved to (rank 0's under data parallelism), so a resumed
+    /// run and `ccfm predict` decide the same way.
     #[default]
     Auto,
     Bytes(u64),
 }
 
-const UNITS: [(&str, u64); 9] = [
-    ("tib", 1 << 40),
-    ("gib", 1 << 30),
-    ("mib", 1 << 20),
-    ("kib", 1 << 10),
-    ("tb", 1_000_000_000_000),
-    ("gb", 1_000_000_000),
-    ("mb", 1_000_000),
-    ("kb", 1_000),
-    ("b", 1),
+/// Binary units, largest first (what sizes are printed in).
+const BINARY: [(&str, u64); 4] = [
+    ("TiB", 1 << 40),
+    ("GiB", 1 << 30),
+    ("MiB", 1 << 20),
+    ("KiB", 1 << 10),
+];
+
+/// Decimal units (accepted when read).
+const DECIMAL: [(&str, u64); 4] = [
+    ("TB", 1_000_000_000_000),
+    ("GB", 1_000_000_000),
+    ("MB", 1_000_000),
+    ("KB", 1_000),
 ];
 
 impl MemoryBudget {
@@ -41,7 +47,7 @@ impl MemoryBudget {
     pub fn bytes(self) -> u64 {
         match self {
             Self::Bytes(b) => b,
-            Self::Auto => physical_memory().map_or(4 << 30, |m| m / 8),
+            Self::Auto => physical_memory().map_or(4 << 30, |m| m / 4),
         }
     }
 }
@@ -66,15 +72,20 @@ impl FromStr for MemoryBudget {
                 "`{s}` is not a memory size; write e.g. \"2GiB\", \"512MiB\", \"1.5GB\" or \"auto\""
             )
         };
-        let (number, scale) = UNITS
-            .iter()
-            .find_map(|(u, f)| t.strip_suffix(u).map(|n| (n.trim(), *f)))
+        let units = BINARY.iter().chain(&DECIMAL).chain(&[("B", 1)]);
+        let (number, scale) = units
+            .filter_map(|(u, f)| {
+                t.strip_suffix(&u.to_ascii_lowercase())
+                    .map(|n| (n.trim(), *f))
+            })
+            .next()
             .unwrap_or((t.as_str(), 1));
         let value: f64 = number.parse().map_err(|_| bad())?;
-        if !value.is_finite() || value <= 0.0 {
+        let bytes = value * scale as f64;
+        if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
             return Err(bad());
         }
-        Ok(Self::Bytes((value * scale as f64) as u64))
+        Ok(Self::Bytes(bytes as u64))
     }
 }
 
@@ -86,38 +97,23 @@ impl fmt::Display for MemoryBudget {
             Self::Auto => return f.write_str("auto"),
             Self::Bytes(b) => *b,
         };
-        for (u, size) in [
-            ("TiB", 1u64 << 40),
-            ("GiB", 1 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-        ] {
-            if b >= size && b.is_multiple_of(size) {
-                return write!(f, "{}{u}", b / size);
-            }
+        match BINARY
+            .iter()
+            .find(|(_, size)| b >= *size && b.is_multiple_of(*size))
+        {
+            Some((u, size)) => write!(f, "{}{u}", b / size),
+            None => write!(f, "{b}"),
         }
-        write!(f, "{b}")
     }
 }
 
-/// `bytes` in the largest binary unit that keeps it at or above 1 (`"1.5GiB"`).
+/// `bytes` in the largest binary unit that keeps it at or above 1 (`"1.50GiB"`), for reports.
 pub fn human_bytes(bytes: u64) -> String {
-    for (u, f) in [
-        ("TiB", 1u64 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ] {
-        if bytes >= f {
-            let v = bytes as f64 / f as f64;
-            return if bytes.is_multiple_of(f) {
-                format!("{}{u}", bytes / f)
-            } else {
-                format!("{v:.2}{u}")
-            };
-        }
+    match BINARY.iter().find(|(_, size)| bytes >= *size) {
+        Some((u, size)) if bytes.is_multiple_of(*size) => format!("{}{u}", bytes / size),
+        Some((u, size)) => format!("{:.2}{u}", bytes as f64 / *size as f64),
+        None => format!("{bytes}B"),
     }
-    format!("{bytes}B")
 }
 
 impl serde::Serialize for MemoryBudget {
@@ -250,25 +246,29 @@ impl StreamedMatrix {
     }
 
     /// Row-major `(cells, genes)` values of the kept cells `cells` over the selected-gene
-    /// columns `genes`.
+    /// columns `genes`. The cells are served block by block (each block fetched once per call
+    /// and released before the next), so a call never holds more than one block beyond the
+    /// cache.
     pub fn gather(&self, cells: &[usize], genes: &[usize]) -> Result<Vec<f32>, DataError> {
         let l = &self.layout;
-        let mut out = Vec::with_capacity(cells.len() * genes.len());
-        let mut held: HashMap<BlockKey, Arc<Vec<f32>>> = HashMap::new();
-        for &c in cells {
+        let width = genes.len();
+        let key_of = |c: usize| {
             let (cond, pos) = l.place[c];
-            let key = (cond, pos / l.block_cells as u32);
-            let block = match held.get(&key) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = self.block(key)?;
-                    held.insert(key, b.clone());
-                    b
+            (cond, (pos as usize / l.block_cells) as u32)
+        };
+        let mut order: Vec<usize> = (0..cells.len()).collect();
+        order.sort_by_key(|&i| key_of(cells[i]));
+        let mut out = vec![0f32; cells.len() * width];
+        for group in order.chunk_by(|&a, &b| key_of(cells[a]) == key_of(cells[b])) {
+            let block = self.block(key_of(cells[group[0]]))?;
+            for &i in group {
+                let at = l.place[cells[i]].1 as usize % l.block_cells;
+                let row = &block[at * l.width..(at + 1) * l.width];
+                let dst = &mut out[i * width..(i + 1) * width];
+                for (d, &g) in dst.iter_mut().zip(genes) {
+                    *d = row[g];
                 }
-            };
-            let i = pos as usize % l.block_cells;
-            let row = &block[i * l.width..(i + 1) * l.width];
-            out.extend(genes.iter().map(|&g| row[g]));
+            }
         }
         Ok(out)
     }

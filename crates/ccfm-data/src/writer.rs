@@ -398,26 +398,29 @@ impl StreamingH5ad {
     /// `"layers/<name>"`), in the order [`StreamingH5ad::append`] addresses them.
     pub fn create(path: &Path, n_vars: usize, names: &[&str]) -> Result<Self, DataError> {
         let tmp = path.with_extension(format!("h5ad.tmp{}", std::process::id()));
+        let err = h5(path, "file");
+        let file = File::create(&tmp).map_err(&err)?;
+        // From here on, dropping `out` (an error below included) removes the temporary file.
         let mut out = Self {
             path: path.to_path_buf(),
-            tmp: tmp.clone(),
-            file: None,
+            tmp,
+            file: Some(file),
             matrices: Vec::new(),
             n_vars,
         };
-        let err = h5(path, "file");
-        let file = File::create(&tmp).map_err(&err)?;
-        set_encoding(&file, "anndata", "0.1.0").map_err(&err)?;
+        let file = out.file.as_ref().expect("just opened");
+        set_encoding(file, "anndata", "0.1.0").map_err(&err)?;
         let layers = file.create_group("layers").map_err(h5(path, "layers"))?;
         set_encoding(&layers, "dict", "0.1.0").map_err(h5(path, "layers"))?;
+        let mut matrices = Vec::new();
         for &name in names {
             let m = match name.strip_prefix("layers/") {
                 Some(layer) => CsrAppender::create(&layers, layer, name),
-                None => CsrAppender::create(&file, name, name),
+                None => CsrAppender::create(file, name, name),
             };
-            out.matrices.push(m.map_err(h5(path, name))?);
+            matrices.push(m.map_err(h5(path, name))?);
         }
-        out.file = Some(file);
+        out.matrices = matrices;
         Ok(out)
     }
 

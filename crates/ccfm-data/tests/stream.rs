@@ -114,6 +114,47 @@ fn streamed_preparation_equals_the_in_memory_one() {
 }
 
 #[test]
+fn a_dense_float64_matrix_streams_as_it_loads() {
+    // Dense float64 values with more precision than f32: both paths read them as f32.
+    let src = norman_file("dense64");
+    let d = prepare(&src, &PrepareOptions::default()).unwrap();
+    let x: Vec<f32> = all_values(&d);
+    let path = src.with_file_name("dense64.h5ad");
+    let ad = AnnData::open(&src).unwrap();
+    ccfm_data::write_h5ad(
+        &path,
+        &ccfm_data::AnnDataOut {
+            x: ccfm_data::MatrixOut::Dense(&x),
+            layers: &[],
+            obs: &ad.obs,
+            var: &ad.var,
+            uns: &[],
+        },
+    )
+    .unwrap();
+    let file = hdf5::File::open_rw(&path).unwrap();
+    file.unlink("X").unwrap();
+    let (n, g) = (ad.n_obs(), ad.n_vars());
+    let fine: Vec<f64> = x
+        .iter()
+        .map(|&v| v as f64 + if v > 0.0 { 1e-9 } else { 0.0 })
+        .collect();
+    let view = ndarray::ArrayView2::from_shape((n, g), &fine).unwrap();
+    file.new_dataset_builder()
+        .with_data(view)
+        .create("X")
+        .unwrap();
+    file.close().unwrap();
+    for n_top in [None, Some(80)] {
+        let opts = PrepareOptions {
+            n_top_genes: n_top,
+            ..Default::default()
+        };
+        assert_same(&path, &opts, 1, 64);
+    }
+}
+
+#[test]
 fn the_cache_stays_within_its_budget() {
     let path = norman_file("budget");
     let budget = 300_000;
@@ -263,7 +304,7 @@ fn memory_sizes_parse_as_written() {
     }
     assert_eq!("auto".parse::<MemoryBudget>(), Ok(MemoryBudget::Auto));
     assert!(MemoryBudget::Auto.bytes() > 0);
-    for bad in ["two", "-1GiB", "0", "1.5XB", ""] {
+    for bad in ["two", "-1GiB", "0", "0.5", "0.5b", "1.5XB", "", "1e30TiB"] {
         let err = bad.parse::<MemoryBudget>().unwrap_err();
         assert!(err.contains("2GiB"), "{bad}: {err}");
     }

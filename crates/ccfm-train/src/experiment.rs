@@ -180,8 +180,12 @@ impl Experiment {
             n_specials: 4,
         };
         let measured = match (data.x.in_memory(), cache_dir) {
-            (Some(_), dir) => {
-                let x: Vec<f64> = data.rows(&rows)?.iter().map(|&v| v as f64).collect();
+            (Some(all), dir) => {
+                let g = data.n_genes();
+                let mut x = Vec::with_capacity(rows.len() * g);
+                for &r in &rows {
+                    x.extend(all[r * g..(r + 1) * g].iter().map(|&v| v as f64));
+                }
                 match dir {
                     Some(dir) => {
                         cached_coexpression_mask(dir, &x, rows.len(), &data.genes, &cfg)?.0

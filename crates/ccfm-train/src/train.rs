@@ -267,6 +267,8 @@ impl<B: AutodiffBackend> Trainer<B> {
                     .into(),
             });
         }
+        let mut config = config;
+        resolve_memory(&mut config, &*sync);
         let parts = Parts::<B>::build(&config, device, opts, &*sync)?;
         let run_dir = RunDir::new(out);
         let lock = match writer {
@@ -293,7 +295,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<Self, TrainError> {
         let sync = opts.ranks();
         let run_dir = RunDir::open(dir)?;
-        let config = run_dir.config()?;
+        let mut config = run_dir.config()?;
+        resolve_memory(&mut config, &*sync);
         let lock = sync.is_writer().then(|| run_dir.lock()).transpose()?;
         let parts = Parts::<B>::build(&config, device, opts, &*sync)?;
         let observer = &mut *opts.observer;
@@ -925,6 +928,19 @@ struct Parts<B: AutodiffBackend> {
     model: CascadedFlowModel<B>,
     model_json: serde_json::Value,
     started: Instant,
+}
+
+/// `data.max_memory = "auto"` made concrete, rank 0's value on every rank: all ranks then
+/// decide alike between loading and streaming the data, and the run directory records the
+/// bytes, so a resumed run and `ccfm predict` decide as the run did.
+fn resolve_memory(config: &mut RunConfig, sync: &dyn GradSync) {
+    if config.data.max_memory == ccfm_data::MemoryBudget::Auto {
+        let mut bytes = [ccfm_data::MemoryBudget::Auto.bytes()];
+        if sync.world() > 1 {
+            sync.broadcast_u64(&mut bytes);
+        }
+        config.data.max_memory = ccfm_data::MemoryBudget::Bytes(bytes[0]);
+    }
 }
 
 impl<B: AutodiffBackend> Parts<B> {

@@ -66,7 +66,7 @@ pub struct DataSection {
     /// Co-expression partners per gene in the gene encoder's mask (scDFM 30).
     pub coexpression_top_k: usize,
     pub use_negative_edge: bool,
-    /// Memory the prepared expression may take ("2GiB", "512MiB", or "auto" = an eighth of the
+    /// Memory the prepared expression may take ("2GiB", "512MiB", or "auto" = a quarter of the
     /// machine's memory): loaded when it fits, else streamed from the file block by block.
     pub max_memory: MemoryBudget,
     /// Cells per streamed block: a streamed batch draws its cells from one block of its
