@@ -173,9 +173,24 @@ impl SynthData {
 
 /// Generate a dataset.
 pub fn generate(cfg: &SynthConfig) -> SynthData {
+    let mut sink = InMemory::new();
+    let (obs, var, gi_type, uns) = design_into(cfg, &mut sink);
+    let counts = sink.0;
+    SynthData {
+        x: log_normalise(&counts),
+        obs,
+        var,
+        counts,
+        gi_type,
+        uns,
+    }
+}
+
+/// Draw the preset's design (module docs), send its cells to `sink`, and return everything else.
+fn design_into(cfg: &SynthConfig, sink: &mut dyn CellSink) -> Frames {
     match cfg.preset {
-        Preset::Norman => norman(cfg),
-        Preset::ComboSciPlex => combosciplex(cfg),
+        Preset::Norman => norman_into(cfg, sink),
+        Preset::ComboSciPlex => combosciplex_into(cfg, sink),
     }
 }
 
@@ -684,21 +699,6 @@ fn norman_uns(
     uns
 }
 
-/// The Norman-like preset (module docs).
-fn norman(cfg: &SynthConfig) -> SynthData {
-    let mut sink = InMemory::new();
-    let (obs, var, gi_type, uns) = norman_into(cfg, &mut sink);
-    let counts = sink.0;
-    SynthData {
-        x: log_normalise(&counts),
-        obs,
-        var,
-        counts,
-        gi_type,
-        uns,
-    }
-}
-
 /// The dataframes, interaction types and `uns` of a generated dataset.
 type Frames = (
     DataFrame,
@@ -754,10 +754,7 @@ pub fn write_large(cfg: &SynthConfig, path: &Path) -> Result<WrittenSynth, DataE
         buffer: (Vec::new(), Vec::new(), vec![0]),
         error: None,
     };
-    let (obs, var, gi_type, uns) = match cfg.preset {
-        Preset::Norman => norman_into(cfg, &mut sink),
-        Preset::ComboSciPlex => combosciplex_into(cfg, &mut sink),
-    };
+    let (obs, var, gi_type, uns) = design_into(cfg, &mut sink);
     sink.flush();
     if let Some(e) = sink.error {
         return Err(e);
@@ -1165,21 +1162,6 @@ fn drug_uns(drugs: Drugs) -> Vec<(String, UnsValue)> {
             },
         ),
     ]
-}
-
-/// The ComboSciPlex-like preset (module docs).
-fn combosciplex(cfg: &SynthConfig) -> SynthData {
-    let mut sink = InMemory::new();
-    let (obs, var, gi_type, uns) = combosciplex_into(cfg, &mut sink);
-    let counts = sink.0;
-    SynthData {
-        x: log_normalise(&counts),
-        obs,
-        var,
-        counts,
-        gi_type,
-        uns,
-    }
 }
 
 /// Draw the ComboSciPlex-like design, send its cells to `sink`, and return everything else.
