@@ -89,8 +89,8 @@ impl Default for PrepareOptions {
 /// Where the prepared expression is kept, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageReport {
-    /// Memory loading the file would take (sparse rows read plus the dense result), estimated
-    /// from the row pointers before reading values.
+    /// The in-memory loader's peak (sparse arrays read whole, the kept rows, the dense result),
+    /// estimated from the row pointers before reading values.
     pub in_memory_bytes: u64,
     /// The budget it was compared with (`max_memory`, resolved).
     pub budget: u64,
