@@ -15,6 +15,7 @@ use args::{Cli, Command};
 fn main() -> ExitCode {
     let cli = parse();
     ignore_file_size_signal();
+    end_quietly_on_closed_pipe();
     let device = cli.device;
     let result = match cli.command {
         Command::Info => commands::info(),
@@ -45,6 +46,16 @@ fn parse() -> Cli {
     let version: &'static str = Box::leak(backend::version().into_boxed_str());
     let matches = Cli::command().version(version).get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Output into a pipe that closes (`ccfm hvg FILE --n-top 100 | head`) ends the process as it
+/// ends other Unix tools, by SIGPIPE, instead of a panic in `println!` (Rust ignores SIGPIPE by
+/// default, so the write fails and printing panics).
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// A file-size limit (`ulimit -f`) makes writes fail with an error instead of killing the

@@ -47,6 +47,25 @@ fn inspect_prints_the_layout_of_a_real_file() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    // The reader is gone before the first line is written (as `ccfm ... | head` once head has
+    // what it wants): the process ends by SIGPIPE, as Unix tools do, not by a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ccfm"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "{:?} {stderr}", out.status);
+}
+
+#[test]
 fn inspect_of_a_missing_file_fails_naming_it() {
     let out = ccfm(&["inspect", "/nonexistent/run/cells.h5ad"]);
     assert!(!out.status.success());
