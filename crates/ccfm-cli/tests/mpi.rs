@@ -144,6 +144,20 @@ fn two_ranks_equal_one_process_scdfm_and_ccfm() {
         assert!(text(&o).contains("2 ranks x 3 cells"), "{}", text(&o));
         assert_same_run(&one, &two);
     }
+    // Streamed data (a budget far below the file; blocks of 8 cells): each rank reads its own
+    // blocks, and two ranks still equal one process.
+    let mut set = sets(false, 6);
+    set.extend([
+        "data.max_memory=8KiB".to_string(),
+        "data.block_cells=8".to_string(),
+    ]);
+    let (one, two) = (dir.join("one-streamed"), dir.join("two-streamed"));
+    let o = ccfm(&train_args(path(&cfg), path(&one), &set));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = mpirun(2, &train_args(path(&cfg), path(&two), &set));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("streamed from the file"), "{}", text(&o));
+    assert_same_run(&one, &two);
 }
 
 #[test]
