@@ -103,7 +103,7 @@ impl std::fmt::Display for StorageReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let setting = match self.budget_setting {
             MemoryBudget::Auto => format!("auto = {}", human_bytes(self.budget)),
-            b => b.to_string(),
+            MemoryBudget::Bytes(b) => human_bytes(b),
         };
         match self.block_cells {
             None => write!(
