@@ -204,11 +204,10 @@ impl RowReader {
         &self,
         rows: &[usize],
         block: usize,
-        mut f: impl FnMut(&[usize], &CsrRows) -> Result<(), DataError>,
+        mut f: impl FnMut(&[usize], CsrRows) -> Result<(), DataError>,
     ) -> Result<(), DataError> {
         for chunk in rows.chunks(block.max(1)) {
-            let m = self.read(chunk)?;
-            f(chunk, &m)?;
+            f(chunk, self.read(chunk)?)?;
         }
         Ok(())
     }

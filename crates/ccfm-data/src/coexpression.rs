@@ -35,69 +35,21 @@ impl Default for CoexpressionConfig {
     }
 }
 
-/// Per-gene z-scores of `log1p(max(x, 0))` for a row-major `(cells, genes)` matrix.
-fn standardise(x: &[f64], cells: usize, genes: usize) -> Vec<f64> {
-    let mut z: Vec<f64> = x.iter().map(|&v| v.max(0.0).ln_1p()).collect();
-    for g in 0..genes {
-        let mean = (0..cells).map(|c| z[c * genes + g]).sum::<f64>() / cells as f64;
-        let var = (0..cells)
-            .map(|c| (z[c * genes + g] - mean).powi(2))
-            .sum::<f64>()
-            / (cells as f64 - 1.0);
-        let sd = var.sqrt();
-        let sd = if sd == 0.0 || !sd.is_finite() {
-            1.0
-        } else {
-            sd
-        };
-        for c in 0..cells {
-            z[c * genes + g] = (z[c * genes + g] - mean) / sd;
-        }
-    }
-    z
-}
-
 /// The `(genes, genes)` Pearson correlation of the standardised expression (step 1-2), row-major.
+/// The statistics are those [`streamed_coexpression_mask`] builds pass by pass, here over the
+/// whole matrix as one block.
 pub fn correlation(x: &[f64], cells: usize, genes: usize) -> Vec<f64> {
     assert_eq!(x.len(), cells * genes, "expression must be cells x genes");
-    let z = standardise(x, cells, genes);
-    // Column-major copy so each gene's values are contiguous.
-    let mut cols = vec![0.0; cells * genes];
-    for c in 0..cells {
-        for g in 0..genes {
-            cols[g * cells + c] = z[c * genes + g];
-        }
-    }
-    let centred: Vec<(Vec<f64>, f64)> = (0..genes)
-        .into_par_iter()
-        .map(|g| {
-            let col = &cols[g * cells..(g + 1) * cells];
-            let mean = col.iter().sum::<f64>() / cells as f64;
-            let d: Vec<f64> = col.iter().map(|v| v - mean).collect();
-            let norm = d.iter().map(|v| v * v).sum::<f64>().sqrt();
-            (d, norm)
-        })
-        .collect();
-    let mut r = vec![0.0; genes * genes];
-    r.par_chunks_mut(genes).enumerate().for_each(|(i, row)| {
-        let (di, ni) = &centred[i];
-        for (j, out) in row.iter_mut().enumerate() {
-            let (dj, nj) = &centred[j];
-            *out = if i == j {
-                1.0
-            } else if *ni == 0.0 || *nj == 0.0 {
-                0.0
-            } else {
-                let v = di.iter().zip(dj).map(|(a, b)| a * b).sum::<f64>() / (ni * nj);
-                if v.is_finite() {
-                    v.clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                }
-            };
-        }
-    });
-    r
+    let mut z = ZScores::new(genes, cells);
+    z.add_log_sums(x);
+    z.finish_log_means();
+    z.add_variance(x);
+    z.finish_variance();
+    z.add_mean(x);
+    z.finish_mean();
+    let mut cross = vec![0.0; genes * genes];
+    z.add_cross(x, &mut cross);
+    z.correlation(&cross)
 }
 
 /// The `(genes, genes)` blocked-mask in the input gene order (steps 3-4, before padding):
@@ -260,19 +212,19 @@ pub fn streamed_coexpression_mask(
 ) -> Result<(Vec<bool>, bool), crate::DataError> {
     let genes = gene_names.len();
     let mut key = key_prefix(cells, gene_names, cfg);
-    let mut mean = vec![0.0; genes];
+    let mut z = ZScores::new(genes, cells);
     rows(&mut |block| {
-        for (k, &v) in block.iter().enumerate() {
+        for &v in block {
             fnv1a(&mut key, &v.to_bits().to_le_bytes());
-            mean[k % genes] += v.max(0.0).ln_1p();
         }
+        z.add_log_sums(block);
     })?;
     let m = genes + cfg.n_specials;
     let path = cache_dir.map(|d| cache_path(d, key, cfg));
     if let Some(mask) = path.as_deref().and_then(|p| read_cached(p, m)) {
         return Ok((mask, true));
     }
-    let mut z = ZScores::new(mean, cells);
+    z.finish_log_means();
     rows(&mut |block| z.add_variance(block))?;
     z.finish_variance();
     rows(&mut |block| z.add_mean(block))?;
@@ -287,30 +239,39 @@ pub fn streamed_coexpression_mask(
     Ok((mask, false))
 }
 
-/// The per-gene statistics of [`standardise`] and [`correlation`], built pass by pass.
+/// The per-gene statistics of [`correlation`] (step 1-2), built pass by pass over row-major
+/// `(rows, genes)` blocks, each sum accumulated cell by cell.
 struct ZScores {
     cells: usize,
     genes: usize,
-    /// Mean of `log1p(max(x, 0))`.
+    /// Mean of `log1p(max(x, 0))`; sums until finished.
     mean: Vec<f64>,
-    /// Its standard deviation (1 where 0 or not finite); sums of squares until finished.
+    /// Its standard deviation (ddof 1; 1 where 0 or not finite); sums of squares until finished.
     sd: Vec<f64>,
     /// Mean of the z-scores; sums until finished.
     z_mean: Vec<f64>,
 }
 
 impl ZScores {
-    /// From the sums of `log1p(max(x, 0))` over `cells` cells.
-    fn new(mut sums: Vec<f64>, cells: usize) -> Self {
-        sums.iter_mut().for_each(|s| *s /= cells as f64);
-        let genes = sums.len();
+    fn new(genes: usize, cells: usize) -> Self {
         Self {
             cells,
             genes,
-            mean: sums,
+            mean: vec![0.0; genes],
             sd: vec![0.0; genes],
             z_mean: vec![0.0; genes],
         }
+    }
+
+    fn add_log_sums(&mut self, block: &[f64]) {
+        for (k, &v) in block.iter().enumerate() {
+            self.mean[k % self.genes] += v.max(0.0).ln_1p();
+        }
+    }
+
+    fn finish_log_means(&mut self) {
+        let n = self.cells as f64;
+        self.mean.iter_mut().for_each(|s| *s /= n);
     }
 
     fn add_variance(&mut self, block: &[f64]) {

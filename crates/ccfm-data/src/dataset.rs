@@ -12,8 +12,8 @@ use crate::anndata::{AnnData, MatrixEncoding};
 use crate::blocks::RowReader;
 use crate::hvg::{highly_variable_seurat, GeneMoments};
 use crate::preprocess::{
-    check_values, detect_scale, log1p, normalize_total, target_total, TargetSum, ValueScale,
-    ValueStats,
+    check_values, detect_scale, log1p, normalize_total, row_totals, scale_factors, target_total,
+    to_log1p, TargetSum, ValueScale, ValueStats,
 };
 use crate::schema::{read_table, Perturbagen, PerturbationTable, SchemaOptions};
 use crate::stream::{human_bytes, Expression, Layout, MemoryBudget, StreamedMatrix};
@@ -345,15 +345,10 @@ fn select_genes(
     (gene_columns, forced)
 }
 
-/// Row-major dense `(n_rows, gene_columns.len())` values of the selected columns of `m`.
-fn densify(
-    m: &crate::anndata::CsrRows,
-    n_rows: usize,
-    n_genes: usize,
-    gene_columns: &[usize],
-) -> Vec<f32> {
-    let col_pos = column_positions(n_genes, gene_columns);
-    let width = gene_columns.len();
+/// Row-major dense `(rows of m, width)` f32 values of `m`, each stored value at its column's
+/// position `col_pos[column]` (`u32::MAX`: not selected).
+pub(crate) fn densify(m: &crate::anndata::CsrRows, col_pos: &[u32], width: usize) -> Vec<f32> {
+    let n_rows = m.indptr.len() - 1;
     let mut x = vec![0f32; n_rows * width];
     for r in 0..n_rows {
         for p in m.indptr[r]..m.indptr[r + 1] {
@@ -367,7 +362,7 @@ fn densify(
 }
 
 /// For each of `n_genes` file columns, its position among `gene_columns` (`u32::MAX`: absent).
-fn column_positions(n_genes: usize, gene_columns: &[usize]) -> Vec<u32> {
+pub(crate) fn column_positions(n_genes: usize, gene_columns: &[usize]) -> Vec<u32> {
     let mut col_pos = vec![u32::MAX; n_genes];
     for (k, &c) in gene_columns.iter().enumerate() {
         col_pos[c] = k as u32;
@@ -503,7 +498,8 @@ fn prepare_in_memory(
         unmeasured,
     };
     // Densify only the selected genes.
-    let x = densify(m, table.n_cells(), n_genes, &chosen.columns);
+    let col_pos = column_positions(n_genes, &chosen.columns);
+    let x = densify(m, &col_pos, chosen.columns.len());
     let found = Found {
         stats: values.stats,
         scale: values.scale,
@@ -537,11 +533,9 @@ fn scan_values(
     let mut totals = Vec::with_capacity(rows.len());
     let block_rows = reader.rows_within(rows, opts.max_memory.bytes() / 4);
     reader.for_each_block(rows, block_rows, |block, m| {
-        let s = check_values(ad.path(), element, m, &row_names(ad, block))?;
+        let s = check_values(ad.path(), element, &m, &row_names(ad, block))?;
         stats = Some(stats.map_or(s, |t| t.merge(s)));
-        totals.extend(
-            (0..block.len()).map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum::<f64>()),
-        );
+        totals.extend(row_totals(&m));
         Ok(())
     })?;
     let stats = stats.unwrap_or(ValueStats {
@@ -557,11 +551,7 @@ fn scan_values(
     let (target_sum, log_base, factors) = match scale {
         ValueScale::Counts => {
             let target = target_total(&totals, opts.target_sum);
-            let f = totals
-                .iter()
-                .map(|&t| if t > 0.0 { target / t } else { 1.0 })
-                .collect();
-            (Some(target), None, Some(f))
+            (Some(target), None, Some(scale_factors(&totals, target)))
         }
         ValueScale::Log1p => (None, ad.scalar_f64("uns/log1p/base"), None),
     };
@@ -586,16 +576,10 @@ fn scan_moments(
     let (mut full, mut f32s) = (GeneMoments::new(n), GeneMoments::new(n));
     let mut done = 0;
     let block_rows = reader.rows_within(rows, budget.bytes() / 4);
-    reader.for_each_block(rows, block_rows, |block, m| {
-        let mut data = m.data.clone();
-        for r in 0..block.len() {
-            let f = factors.map(|f| f[done + r]);
-            for v in &mut data[m.indptr[r]..m.indptr[r + 1]] {
-                *v = crate::stream::log1p_value(*v, f);
-            }
-        }
-        full.add_csr(&data, &m.indices, block.len(), log_base);
-        f32s.add_csr_f32(&data, &m.indices, block.len());
+    reader.for_each_block(rows, block_rows, |block, mut m| {
+        to_log1p(&mut m, factors.map(|f| &f[done..done + block.len()]));
+        full.add_csr(&m.data, &m.indices, block.len(), log_base);
+        f32s.add_csr_f32(&m.data, &m.indices, block.len());
         done += block.len();
         Ok(())
     })?;

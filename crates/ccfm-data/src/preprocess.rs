@@ -138,20 +138,43 @@ pub fn detect_scale(
 /// scanpy's `normalize_total`: each cell is scaled so its values sum to the target; cells
 /// whose total is zero are left at zero. Returns the target used.
 pub fn normalize_total(m: &mut CsrRows, target: TargetSum) -> f64 {
-    let n = m.indptr.len() - 1;
-    let totals: Vec<f64> = (0..n)
-        .map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum())
-        .collect();
+    let totals = row_totals(m);
     let target = target_total(&totals, target);
-    for (r, &t) in totals.iter().enumerate() {
-        if t > 0.0 {
-            let f = target / t;
-            for v in &mut m.data[m.indptr[r]..m.indptr[r + 1]] {
-                *v *= f;
-            }
+    for (r, f) in scale_factors(&totals, target).into_iter().enumerate() {
+        for v in &mut m.data[m.indptr[r]..m.indptr[r + 1]] {
+            *v *= f;
         }
     }
     target
+}
+
+/// Each row's sum of its stored values.
+pub fn row_totals(m: &CsrRows) -> Vec<f64> {
+    (0..m.indptr.len() - 1)
+        .map(|r| m.data[m.indptr[r]..m.indptr[r + 1]].iter().sum())
+        .collect()
+}
+
+/// Each cell's `normalize_total` factor: `target / total`, 1 for a zero total (whose stored
+/// values are all zero, so it stays at zero).
+pub fn scale_factors(totals: &[f64], target: f64) -> Vec<f64> {
+    totals
+        .iter()
+        .map(|&t| if t > 0.0 { target / t } else { 1.0 })
+        .collect()
+}
+
+/// Rows brought to log1p as [`normalize_total`] then [`log1p`] bring them: each row scaled by its
+/// factor (`factors[r]`) and log1p'd; with no factors (log1p data) the values stay as stored.
+pub fn to_log1p(m: &mut CsrRows, factors: Option<&[f64]>) {
+    let Some(factors) = factors else {
+        return;
+    };
+    for (r, &f) in factors.iter().enumerate() {
+        for v in &mut m.data[m.indptr[r]..m.indptr[r + 1]] {
+            *v = (*v * f).ln_1p();
+        }
+    }
 }
 
 /// The total each cell is scaled to: the fixed target, or the median of the non-zero

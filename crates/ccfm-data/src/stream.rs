@@ -317,26 +317,12 @@ impl StreamedMatrix {
         let lo = k as usize * l.block_cells;
         let cells = &pool[lo..(lo + l.block_cells).min(pool.len())];
         let rows: Vec<usize> = cells.iter().map(|&c| l.rows[c]).collect();
-        let m = l.reader.read(&rows)?;
-        let mut out = vec![0f32; cells.len() * l.width];
-        for (i, &c) in cells.iter().enumerate() {
-            let f = l.factors.as_ref().map(|f| f[c]);
-            for p in m.indptr[i]..m.indptr[i + 1] {
-                let k = l.col_pos[m.indices[p]];
-                if k != u32::MAX {
-                    out[i * l.width + k as usize] = log1p_value(m.data[p], f) as f32;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A stored value brought to log1p: counts scaled by the cell's `normalize_total` factor and
-/// log1p'd (the same two roundings as [`crate::preprocess`]), log1p data as stored.
-pub(crate) fn log1p_value(v: f64, factor: Option<f64>) -> f64 {
-    match factor {
-        Some(f) => (v * f).ln_1p(),
-        None => v,
+        let mut m = l.reader.read(&rows)?;
+        let factors: Option<Vec<f64>> = l
+            .factors
+            .as_ref()
+            .map(|f| cells.iter().map(|&c| f[c]).collect());
+        crate::preprocess::to_log1p(&mut m, factors.as_deref());
+        Ok(crate::dataset::densify(&m, &l.col_pos, l.width))
     }
 }
