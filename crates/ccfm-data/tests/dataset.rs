@@ -10,7 +10,7 @@ use ccfm_data::{
     prepare, Perturbagen, PrepareOptions, Schema, SchemaOptions, TargetSum,
     UnmeasuredPerturbations, ValueScale,
 };
-use ccfm_testkit::{available, shared_dir, workspace_root};
+use ccfm_testkit::{available, shared_dir, workspace_root, SCHEMA_FIXTURES};
 use serde_json::Value;
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
@@ -222,12 +222,7 @@ fn gears_schema_file_reads_its_counts_layer_and_symbols() {
 #[test]
 fn every_schema_written_by_anndata_is_detected_and_read() {
     let dir = workspace_root().join("tests/fixtures/h5ad");
-    for case in [
-        "schema_gears",
-        "schema_figshare_norman",
-        "schema_perturbench",
-        "schema_combosciplex",
-    ] {
+    for case in SCHEMA_FIXTURES {
         let path = dir.join(format!("{case}.h5ad"));
         let json: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!("{case}.json"))).unwrap(),

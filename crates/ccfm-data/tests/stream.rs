@@ -14,7 +14,7 @@ use ccfm_data::{
     prepare, AnnData, CoexpressionConfig, Expression, MemoryBudget, PrepareOptions, PreparedData,
     Preset, Size, Split, SplitConfig, SynthConfig, TrainSampler,
 };
-use ccfm_testkit::workspace_root;
+use ccfm_testkit::{workspace_root, SCHEMA_FIXTURES};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ccfm-stream-{}-{name}", std::process::id()));
@@ -98,12 +98,7 @@ fn streamed_preparation_equals_the_in_memory_one() {
         }
     }
     let dir = workspace_root().join("tests/fixtures/h5ad");
-    for case in [
-        "schema_gears",
-        "schema_figshare_norman",
-        "schema_perturbench",
-        "schema_combosciplex",
-    ] {
+    for case in SCHEMA_FIXTURES {
         assert_same(
             &dir.join(format!("{case}.h5ad")),
             &PrepareOptions::default(),

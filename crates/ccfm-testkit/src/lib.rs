@@ -39,6 +39,15 @@ pub fn shared_dir() -> PathBuf {
     }
 }
 
+/// The `.h5ad` files Python anndata wrote in each schema's layout (tools/gen_h5ad_fixtures.py),
+/// names under `tests/fixtures/h5ad/` without the extension.
+pub const SCHEMA_FIXTURES: [&str; 4] = [
+    "schema_gears",
+    "schema_figshare_norman",
+    "schema_perturbench",
+    "schema_combosciplex",
+];
+
 /// The scDFM fixture directory: `$CCFM_SCDFM_FIXTURES`, else `../shared/fixtures/scdfm`.
 pub fn scdfm_fixture_dir() -> PathBuf {
     match std::env::var_os("CCFM_SCDFM_FIXTURES") {
