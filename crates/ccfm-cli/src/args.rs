@@ -332,10 +332,10 @@ impl SynthArgs {
             return Ok(self.size);
         };
         let genes = self.genes.unwrap_or(500);
-        if cells < 1000 || genes < 50 {
+        if !(1000..=1_000_000_000).contains(&cells) || !(50..=100_000).contains(&genes) {
             return Err(crate::error::CliError::Message(format!(
-                "--cells {cells} --genes {genes}: a scaled synthetic file needs at least 1000 \
-                 cells and 50 genes (use --size tiny for a small one)"
+                "--cells {cells} --genes {genes}: a scaled synthetic file has 1000 to \
+                 1,000,000,000 cells and 50 to 100,000 genes (use --size tiny for a small one)"
             )));
         }
         Ok(Size::Cells { cells, genes })

@@ -47,6 +47,32 @@ fn inspect_prints_the_layout_of_a_real_file() {
 }
 
 #[test]
+fn synth_refuses_sizes_out_of_range() {
+    let out =
+        std::env::temp_dir().join(format!("ccfm-cli-synth-range-{}.h5ad", std::process::id()));
+    for (cells, genes) in [
+        ("10", "500"),
+        ("18446744073709551615", "500"),
+        ("5000", "10"),
+        ("5000", "1000000000000"),
+    ] {
+        let o = ccfm(&[
+            "synth",
+            "--cells",
+            cells,
+            "--genes",
+            genes,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{cells} {genes}: {stderr}");
+        assert!(stderr.contains("1000 to 1,000,000,000 cells"), "{stderr}");
+        assert!(!stderr.contains("panicked") && !out.exists(), "{stderr}");
+    }
+}
+
+#[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
