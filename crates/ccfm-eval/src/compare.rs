@@ -8,9 +8,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::evaluate::Evaluation;
+use crate::guard::{dependence, shortfalls, Dependence, Shortfall};
 use crate::metrics::MetricTable;
 use crate::pair::EvalError;
-use crate::report::{bar_chart, esc, fmt, loss_chart, strip_chart, LossPoint, KEY_METRICS, STYLE};
+use crate::report::{
+    bar_chart, dependence_html, esc, fmt, loss_chart, shortfall_html, strip_chart, LossPoint,
+    KEY_METRICS, STYLE,
+};
 
 /// One model of a comparison.
 pub struct ComparedModel<'a> {
@@ -177,6 +181,18 @@ impl<'a> Comparison<'a> {
         serde_json::Value::Object(out)
     }
 
+    /// Every metric on which a model does not beat `mean` or `control` over all perturbations.
+    pub fn shortfalls(&self) -> Vec<Shortfall> {
+        let names: Vec<String> = self.models.iter().map(|m| m.name.clone()).collect();
+        let value = |method: &str, metric: &str| {
+            let rows = self.summary(metric, &Subset::All);
+            rows.into_iter()
+                .find(|(n, _)| n == method)
+                .and_then(|r| r.1)
+        };
+        shortfalls(&names, &value)
+    }
+
     /// Write the page to `path` (atomically).
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -265,23 +281,13 @@ impl<'a> Comparison<'a> {
             }
         }
         s.push_str("</ul>");
-        let get = |n: &str| pd.iter().find(|(m, _)| m == n).and_then(|(_, v)| *v);
-        if let Some(mean) = get("mean") {
-            for m in &self.models {
-                match get(&m.name) {
-                    Some(v) if v > mean => {}
-                    v => {
-                        let _ = write!(
-                            s,
-                            "<p class=\"warn\">{} does not beat the mean baseline on pearson_delta ({} vs {}): its predictions carry no more of the perturbation's effect than the average training effect does.</p>",
-                            esc(&m.name),
-                            fmt(v),
-                            fmt(Some(mean))
-                        );
-                    }
-                }
-            }
-        }
+        s.push_str(&shortfall_html(&self.shortfalls()));
+        let rows: Vec<(String, Dependence)> = self
+            .models
+            .iter()
+            .map(|m| (m.name.clone(), dependence(&m.eval.deltas)))
+            .collect();
+        s.push_str(&dependence_html(&rows));
     }
 
     fn table(&self, s: &mut String, subset: &Subset) {

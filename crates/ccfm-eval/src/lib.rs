@@ -9,11 +9,14 @@
 //! - [`load`] reads a side from `.h5ad`; [`evaluate`] runs it all; [`output`] and [`report`]
 //!   write `results.csv`, `agg_results.csv` (cell-eval's layout), `summary.csv`, `report.html`.
 //! - [`compare`]: one page with several models and the baselines side by side.
+//! - [`guard`]: does a prediction depend on the perturbation; does a model beat `mean` and
+//!   `control`.
 //! - [`stats`]: the statistics underneath (Mann–Whitney U, Benjamini–Hochberg, ranks, AUCs).
 
 pub mod baselines;
 pub mod compare;
 pub mod evaluate;
+pub mod guard;
 pub mod load;
 pub mod metrics;
 pub mod output;
@@ -23,5 +26,6 @@ pub mod stats;
 
 pub use compare::{ComparedModel, Comparison, Subset};
 pub use evaluate::{evaluate, evaluate_with_progress, EvaluateOptions, Evaluation};
+pub use guard::{dependence, shortfalls, Dependence, Shortfall};
 pub use metrics::{compute, differential_expression, DeResult, MetricTable, Profile};
 pub use pair::{CellSet, EvalError, EvalPair};

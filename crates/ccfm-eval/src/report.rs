@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::evaluate::Evaluation;
+use crate::guard::{Dependence, Shortfall};
 
 /// One logged training step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -310,6 +311,22 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
     for group in &input.groups {
         write_summary_table(&mut s, e, &metrics, group);
     }
+    if !e.baselines.is_empty() {
+        let value = |method: &str, metric: &str| {
+            let rows = e.summary(metric, None);
+            rows.into_iter()
+                .find(|(n, _)| n == method)
+                .and_then(|r| r.1)
+        };
+        s.push_str(&shortfall_html(&crate::guard::shortfalls(
+            &["model".to_string()],
+            &value,
+        )));
+    }
+    s.push_str(&dependence_html(&[(
+        "model".to_string(),
+        crate::guard::dependence(&e.deltas),
+    )]));
     write_metric_bars(&mut s, e);
     write_score_strips(&mut s, e);
     write_effect_scatters(&mut s, e);
@@ -322,6 +339,42 @@ pub fn render_html(input: &ReportInput<'_>) -> String {
         "<p>Files: <code>results.csv</code> and <code>agg_results.csv</code> (cell-eval's layout), <code>summary.csv</code>{}.</p></body></html>",
         if e.baselines.is_empty() { "" } else { ", <code>&lt;baseline&gt;_results.csv</code>" }
     );
+    s
+}
+
+/// One warning paragraph per metric on which a model does not beat `mean` or `control`.
+pub(crate) fn shortfall_html(shortfalls: &[Shortfall]) -> String {
+    let mut s = String::new();
+    for f in shortfalls {
+        let _ = write!(s, "<p class=\"warn\">{}.</p>", esc(&f.to_string()));
+    }
+    s
+}
+
+/// The guard-rail table: does each model's prediction depend on the perturbation?
+pub(crate) fn dependence_html(rows: &[(String, Dependence)]) -> String {
+    let mut s = String::from(
+        "<h2>Does the prediction depend on the perturbation?</h2><p>From the mean effects \
+         (pseudobulk minus control) of the conditions: <b>cross-condition correlation</b> of the \
+         predicted effects of two different conditions (real cells in brackets; a prediction that \
+         ignores the perturbation is near 1), <b>effect spread</b> (how much the predicted effects \
+         differ between conditions, relative to the real ones: 0 = the same prediction for every \
+         condition), <b>own nearest</b> (the fraction of conditions whose prediction is nearer \
+         its own real effect than any other condition's).</p><table><tr><th>model</th>\
+         <th>cross-condition correlation</th><th>effect spread</th><th>own nearest</th></tr>",
+    );
+    for (name, d) in rows {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            fmt(d.cross_corr_pred),
+            fmt(d.cross_corr_real),
+            fmt(d.spread_ratio),
+            fmt(d.own_nearest)
+        );
+    }
+    s.push_str("</table>");
     s
 }
 

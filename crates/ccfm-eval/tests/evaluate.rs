@@ -278,11 +278,16 @@ fn a_comparison_puts_every_model_and_baseline_on_one_page() {
         "Which method wins",
         "class=\"best\"",
         "Run settings",
-        "flat does not beat the mean baseline",
+        "flat does not beat `mean` on pearson_delta",
+        "Does the prediction depend on the perturbation?",
     ] {
         assert!(html.contains(needle), "{needle}");
     }
-    assert!(!html.contains("near does not beat") && !html.contains("exact does not beat"));
+    assert!(
+        cmp.shortfalls().iter().all(|f| f.model == "flat"),
+        "{:?}",
+        cmp.shortfalls()
+    );
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
     let json = cmp.summary_json();
     assert!(
