@@ -77,14 +77,16 @@ fn output_into_a_closed_pipe_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
     // The reader is gone before the first line is written (as `ccfm ... | head` once head has
-    // what it wants): the process ends by SIGPIPE, as Unix tools do, not by a panic.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ccfm"))
+    // what it wants): the process ends by SIGPIPE, as Unix tools do, not by a panic. The read
+    // end is closed before the process starts, so no write can succeed.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(env!("CARGO_BIN_EXE_ccfm"))
         .args(["completions", "bash"])
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
