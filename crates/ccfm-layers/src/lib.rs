@@ -15,6 +15,7 @@
 //! | [`heads`] | `ExprDecoder`, `AdapterLayer`, `FusionLayer` |
 //! | [`latent`] | `LatentEmbedder`, `LatentDecoder` (+ `AdaLnBlock`, `SelfAttention`): the CCFM latent stream |
 //! | [`checkpoint`] | loading scDFM state dicts (safetensors) into these modules |
+//! | [`rng`] | [`rng::seeded`]: the backend's one random stream, seeded and held by one section at a time |
 //!
 //! Every `Linear` is initialised like scDFM: xavier-uniform weight, zero bias ([`linear`]).
 
@@ -27,6 +28,7 @@ pub mod gene_encoder;
 pub mod heads;
 pub mod latent;
 pub mod norm;
+pub mod rng;
 pub mod timestep;
 pub mod value_encoder;
 

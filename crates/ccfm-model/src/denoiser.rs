@@ -152,6 +152,27 @@ pub struct LossParts<B: Backend> {
     pub expr_samples: usize,
 }
 
+/// What generation conditions on: the genes, one control cell per generated cell, and the
+/// perturbation tokens.
+#[derive(Debug, Clone)]
+pub struct GenerationInput<B: Backend> {
+    /// `(T,)` vocabulary ids of the genes generated.
+    pub gene_ids: Tensor<B, 1, Int>,
+    /// `(B, T)` control cells.
+    pub control: Tensor<B, 2>,
+    /// `(B, slots)` perturbation tokens.
+    pub pert_ids: Tensor<B, 2, Int>,
+}
+
+/// The starting noise of a generation.
+#[derive(Debug, Clone)]
+pub struct GenerationNoise<B: Backend> {
+    /// `(B, T)` expression noise.
+    pub x0: Tensor<B, 2>,
+    /// `(B, T, scgpt_dim)` latent noise (CCFM mode).
+    pub z0: Option<Tensor<B, 3>>,
+}
+
 /// Generated cells.
 #[derive(Debug, Clone)]
 pub struct Generated<B: Backend> {
@@ -448,9 +469,48 @@ impl<S: Scheduler> CascadedDenoiser<S> {
         control: Tensor<B, 2>,
         pert_ids: Tensor<B, 2, Int>,
     ) -> Result<Generated<B>, ModelError> {
+        let noise = self.draw_generation_noise(model, &control);
+        let input = GenerationInput {
+            gene_ids,
+            control,
+            pert_ids,
+        };
+        self.generate_from(model, mask, input, noise)
+    }
+
+    /// The noise [`Self::generate`] starts from, drawn from the backend's stream: `x0` shaped
+    /// like `control`, then (CCFM) the latent noise `(B, T, scgpt_dim)`.
+    pub fn draw_generation_noise<B: Backend>(
+        &self,
+        model: &CascadedFlowModel<B>,
+        control: &Tensor<B, 2>,
+    ) -> GenerationNoise<B> {
         let [b, t_len] = control.dims();
+        let x0 = gaussian_like(control);
+        let z0 = model
+            .latent_dim()
+            .map(|dim| gaussian_like(&Tensor::<B, 3>::zeros([b, t_len, dim], &control.device())));
+        GenerationNoise { x0, z0 }
+    }
+
+    /// [`Self::generate`] from noise drawn beforehand ([`Self::draw_generation_noise`]): on an
+    /// inference backend this draws nothing, so it may run while other threads use the
+    /// backend's random stream.
+    pub fn generate_from<B: Backend>(
+        &self,
+        model: &CascadedFlowModel<B>,
+        mask: &CoexpressionMask<B>,
+        input: GenerationInput<B>,
+        noise: GenerationNoise<B>,
+    ) -> Result<Generated<B>, ModelError> {
+        let GenerationInput {
+            gene_ids,
+            control,
+            pert_ids,
+        } = input;
+        let GenerationNoise { x0, z0 } = noise;
+        let [b, _] = control.dims();
         let device = control.device();
-        let x0 = gaussian_like(&control);
         let ctx = (!B::ad_enabled(&device))
             .then(|| model.context(gene_ids.clone(), control.clone(), pert_ids.clone(), mask));
         let evaluate = |x_t: Tensor<B, 2>, t: f64, latent: Option<LatentInput<B>>| {
@@ -471,10 +531,9 @@ impl<S: Scheduler> CascadedDenoiser<S> {
             }
         };
         // Stage 1 (CCFM): the latent from noise, the expression input held at x0, t_expr = 0.
-        let latent = match model.latent_dim() {
+        let latent = match z0 {
             None => None,
-            Some(dim) => {
-                let z0 = gaussian_like(&Tensor::<B, 3>::zeros([b, t_len, dim], &device));
+            Some(z0) => {
                 let stage1 = |z: Tensor<B, 3>, t: f64| -> Result<Tensor<B, 3>, ModelError> {
                     let t_lat = Tensor::<B, 1>::full([b], t, &device);
                     let li = LatentInput {

@@ -18,8 +18,8 @@ pub mod model;
 
 pub use config::{CascadedFlowModelConfig, LatentStreamConfig, PerturbationKind};
 pub use denoiser::{
-    CascadedDenoiser, DenoiserConfig, Generated, LossParts, ObjectiveConfig, Prediction,
-    SamplerConfig, StepNoise, TrainBatch,
+    CascadedDenoiser, DenoiserConfig, Generated, GenerationInput, GenerationNoise, LossParts,
+    ObjectiveConfig, Prediction, SamplerConfig, StepNoise, TrainBatch,
 };
 pub use error::ModelError;
 pub use model::{

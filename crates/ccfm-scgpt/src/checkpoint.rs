@@ -160,8 +160,10 @@ pub fn write_random_dir<B: Backend>(
         .enumerate()
         .map(|(i, t)| (t.to_string(), serde_json::Value::from(i)))
         .collect();
-    B::seed(device, seed);
-    let encoder = ScgptEncoderConfig::from_args(&parsed, tokens.len()).init::<B>(device);
+    let encoder = {
+        let _draws = ccfm_layers::rng::seeded::<B>(device, seed);
+        ScgptEncoderConfig::from_args(&parsed, tokens.len()).init::<B>(device)
+    };
     let weights = dir.join("best_model.safetensors");
     let mut store = SafetensorsStore::from_file(&weights).with_to_adapter(BurnToPyTorchAdapter);
     encoder

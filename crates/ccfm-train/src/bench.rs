@@ -214,7 +214,8 @@ pub fn run_bench<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<BenchResult, TrainError> {
     let shape = config.shape();
-    B::seed(device, 0);
+    // The whole run draws from one seeded stream (inputs, weights, noise, dropout).
+    let _draws = ccfm_layers::rng::seeded::<B>(device, 0);
     let bench = Bench::<B>::new(shape, device);
     let train_step_s = bench.time_training(reps)?;
     let inner = bench.model.valid();

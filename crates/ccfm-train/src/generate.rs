@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use ccfm_data::{highly_variable_seurat, Condition};
 use ccfm_eval::{compute, CellSet, EvalPair, Profile};
 use ccfm_layers::CoexpressionMask;
-use ccfm_model::{CascadedDenoiser, CascadedFlowModel};
+use ccfm_model::{CascadedDenoiser, CascadedFlowModel, GenerationInput};
 
 use crate::error::TrainError;
 use crate::experiment::Experiment;
@@ -38,6 +38,23 @@ pub struct Generator<'a, B: Backend> {
     /// Cells per generation batch.
     pub batch_size: usize,
     pub device: &'a B::Device,
+    /// Seeds the noise: each batch of a condition draws from its own seed, made from this one,
+    /// the condition's name and the batch's first cell ([`batch_seed`]).
+    pub seed: u64,
+}
+
+/// The seed of one generation batch: a condition's cells do not depend on which other
+/// conditions are generated with it, nor on what else the process draws meanwhile.
+pub fn batch_seed(seed: u64, condition: &str, first_cell: usize) -> u64 {
+    // FNV-1a over the name, then SplitMix64's finaliser over the three.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in condition.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = seed ^ h.rotate_left(17) ^ (first_cell as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl<B: Backend> Generator<'_, B> {
@@ -65,13 +82,22 @@ impl<B: Backend> Generator<'_, B> {
                 TensorData::new(pert.repeat(b), [b, slots]),
                 self.device,
             );
-            let g = self.denoiser.generate(
-                self.model,
-                self.mask,
-                gene_ids.clone(),
+            let seed = batch_seed(self.seed, &condition.name(), start);
+            let mut draws = Some(ccfm_layers::rng::seeded::<B>(self.device, seed));
+            let noise = self.denoiser.draw_generation_noise(self.model, &control);
+            if !B::ad_enabled(self.device) {
+                // Without dropout the integration draws nothing: release the stream.
+                draws = None;
+            }
+            let input = GenerationInput {
+                gene_ids: gene_ids.clone(),
                 control,
                 pert_ids,
-            )?;
+            };
+            let g = self
+                .denoiser
+                .generate_from(self.model, self.mask, input, noise)?;
+            drop(draws);
             out.extend(read_back(g.expression)?);
         }
         Ok(out)

@@ -245,8 +245,8 @@ fn predict_on<B: Backend>(
         genes: &genes,
         batch_size: s.batch_size,
         device,
+        seed: request.seed,
     };
-    B::seed(device, request.seed);
     let cells = generate_all(&generator, &request, &pool, say, progress)?;
     let uns = vec![
         (

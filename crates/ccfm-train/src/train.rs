@@ -521,26 +521,20 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// Draw the next step's batch (and, in CCFM, its scGPT features) with its random draws:
-    /// the global batch, of which this rank keeps its shard. The backend's random stream is
-    /// seeded from `(train.seed, step)` first, so a resumed run draws the same.
+    /// the global batch, of which this rank keeps its shard. The noise comes from the backend's
+    /// stream seeded from `(train.seed, step)`, so a resumed run draws the same.
     pub fn next_batch(&mut self) -> Result<StepBatch<B>, TrainError> {
-        B::seed(&self.device, step_seed(self.config.train.seed, self.step));
         let b = self.sampler.next_batch(&self.exp.data)?;
         let (tl, global) = (b.genes.len(), b.target_cells.len());
         let rows = distributed::shard(global, self.sync.world(), self.sync.rank());
         let z_target = self.latent_target(&b, rows.clone());
-        let noise = self
-            .denoiser
-            .draw_noise(&self.model, [global, tl], &self.device)
-            .rows(rows.clone());
-        if self.sync.world() > 1 {
-            // What the forward draws (dropout masks) is this rank's own.
-            let salt = RANK_SALT.wrapping_mul(self.sync.rank() as u64 + 1);
-            B::seed(
-                &self.device,
-                step_seed(self.config.train.seed ^ salt, self.step),
-            );
-        }
+        let noise = {
+            let seed = step_seed(self.config.train.seed, self.step);
+            let _draws = ccfm_layers::rng::seeded::<B>(&self.device, seed);
+            self.denoiser
+                .draw_noise(&self.model, [global, tl], &self.device)
+                .rows(rows.clone())
+        };
         let ids: Vec<i64> = b.genes.iter().map(|&g| self.exp.gene_ids[g]).collect();
         let pert = self
             .exp
@@ -603,9 +597,14 @@ impl<B: AutodiffBackend> Trainer<B> {
             noise,
             condition,
         } = batch;
-        let parts = self
-            .denoiser
-            .train_step_with(&self.model, &self.mask, batch, noise)?;
+        let parts = {
+            // What the forward draws (dropout masks) is this step's, and this rank's, own.
+            let salt = RANK_SALT.wrapping_mul(self.sync.rank() as u64 + 1);
+            let seed = step_seed(self.config.train.seed ^ salt, step);
+            let _draws = ccfm_layers::rng::seeded::<B>(&self.device, seed);
+            self.denoiser
+                .train_step_with(&self.model, &self.mask, batch, noise)?
+        };
         let lr = self.schedule.at(step);
         // The step's numbers, with the fields the loop fills in after the update.
         let mut stats = StepStats {
@@ -718,10 +717,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             ));
         }
         let t = &self.config.train;
-        B::seed(
-            &self.device,
-            step_seed(t.seed ^ 0x5641_4c49_4441_5445, self.step - 1),
-        );
         let started = Instant::now();
         let model = match &self.ema {
             Some(e) => e.clone(),
@@ -735,6 +730,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             genes: &self.validation.genes,
             batch_size: self.config.sample.batch_size,
             device: &self.device,
+            seed: step_seed(t.seed ^ 0x5641_4c49_4441_5445, self.step - 1),
         };
         let metrics =
             generator.validation_metrics(&self.validation.conditions, t.val_cells, t.seed)?;
@@ -979,8 +975,11 @@ impl<B: AutodiffBackend> Parts<B> {
             let data = distributed::fingerprint(config, &exp);
             distributed::agree(sync, data, "configuration or data file")?;
         }
-        B::seed(device, t.seed);
-        let model = distributed::broadcast_module(sync, number_params(model_cfg.init::<B>(device)));
+        let model = {
+            let _draws = ccfm_layers::rng::seeded::<B>(device, t.seed);
+            model_cfg.init::<B>(device)
+        };
+        let model = distributed::broadcast_module(sync, number_params(model));
         Ok(Self {
             denoiser: CascadedDenoiser::new(config.denoiser())?,
             model_json: serde_json::to_value(&model_cfg).expect("config serialises"),
