@@ -21,11 +21,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// The whole pipeline on built-in synthetic data, no downloads: writes the data and a
-    /// random-weight scGPT directory, trains CCFM and the scDFM baseline briefly, predicts the
-    /// held-out doubles, evaluates them next to the control/mean/additive baselines and writes
-    /// one report that compares them all (OUT/report.html).
-    #[command(after_help = "Example:\n  ccfm demo --out ccfm-demo --seed 1")]
+    /// The whole pipeline on built-in synthetic data, no downloads: for the Norman-like (gene
+    /// pairs) and the ComboSciPlex-like (drug pairs) preset, writes the data and a random-weight
+    /// scGPT directory, trains CCFM and the scDFM baseline briefly, predicts the held-out
+    /// doubles, evaluates them next to the control/mean/additive baselines and writes one report
+    /// per preset that compares them all (OUT/PRESET/report.html) and OUT/summary.json.
+    #[command(after_help = "Example:\n  ccfm demo --out ccfm-demo --preset norman --seed 1")]
     Demo(DemoArgs),
     /// Train CCFM (or scDFM with latent.enabled = false) from a TOML config into a run
     /// directory; `--resume RUN` continues a stopped run exactly where its last checkpoint left
@@ -178,8 +179,16 @@ pub struct DemoArgs {
     /// Output directory (replaced if it holds an earlier demo).
     #[arg(long, default_value = "ccfm-demo")]
     pub out: PathBuf,
+    /// Seeds the synthetic data: another seed, other genes, programs and interactions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run one preset only (default: both, each with its own table).
+    #[arg(long, value_name = "norman|combosciplex")]
+    pub preset: Option<Preset>,
+    /// Models trained at once, one thread each (default: one per CPU core); the results are
+    /// the same for any value.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Override a setting of configs/demo.toml (section.key=value); repeatable.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub set: Vec<String>,

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use ccfm_data::{Preset, Size};
 use ccfm_train::demo::{run_demo, DemoOptions};
 use ccfm_train::distributed::GradSync;
 use ccfm_train::{
@@ -221,41 +222,34 @@ pub fn predict(a: &PredictArgs, device: Option<usize>) -> CliResult {
 }
 
 pub fn demo(a: &DemoArgs, device: Option<usize>) -> CliResult {
-    let (out, seed, set) = (a.out.as_path(), a.seed, a.set.clone());
     let device = backend::device(device)?;
-    eprintln!("ccfm demo {} -> {}", backend::version(), out.display());
+    eprintln!("ccfm demo {} -> {}", backend::version(), a.out.display());
+    let presets = match a.preset {
+        Some(p) => vec![p],
+        None => vec![Preset::Norman, Preset::ComboSciPlex],
+    };
     let mut say = say;
     let s = run_demo::<SelectedAutodiff>(
         &DemoOptions {
-            out: out.to_path_buf(),
-            seed,
-            overrides: set,
+            out: a.out.clone(),
+            seed: a.seed,
+            presets,
+            size: Size::Default,
+            overrides: a.set.clone(),
             cache_dir: Some(ccfm::cache::default_dir()),
+            jobs: a.jobs.unwrap_or(0),
         },
         &device,
         &mut say,
     )?;
-    println!();
-    println!(
-        "Held-out doubles of the synthetic Norman-like data ({} conditions), mean over conditions:",
-        s.test_conditions
-    );
-    print!("{}", ccfm_train::demo::format_table(&s.rows));
-    if !s.by_interaction.is_empty() {
-        println!();
-        println!("pearson_delta by interaction type of the held-out doubles:");
-        print!(
-            "{}",
-            ccfm_train::demo::format_interactions(&s.by_interaction)
-        );
+    for p in &s.presets {
+        print!("{}", ccfm_train::demo::format_preset(p));
     }
+    println!();
     println!("(pearson_delta and discrimination: higher is better; mse: lower is better.");
     println!(" The scGPT here has random weights, so CCFM's latent carries no pretrained biology;");
     println!(" training is minutes, not the reference 200k steps.)");
-    println!("report (all methods on one page): {}", s.report.display());
-    for r in &s.reports {
-        println!("per-model evaluation: {}", r.display());
-    }
+    println!("all figures: {}", s.json.display());
     println!("demo finished in {:.0} s", s.seconds);
     Ok(())
 }
@@ -278,6 +272,10 @@ pub fn report(a: &ReportArgs, device: Option<usize>) -> CliResult {
         s.runs[0].predict.conditions.len()
     );
     print!("{}", ccfm_train::demo::format_table(&rows));
+    print!(
+        "{}",
+        ccfm_train::demo::format_guard_rails(&s.dependence, &s.shortfalls)
+    );
     println!("report: {}", s.report.display());
     println!("means:  {}", s.json.display());
     Ok(())

@@ -1,20 +1,26 @@
 //! The demonstration (`ccfm demo`): the whole pipeline on built-in data, no downloads.
 //!
-//! 1. Synthetic Norman-like data (`ccfm synth --preset norman`, known interaction types).
-//! 2. A small scGPT model directory with **random** weights in the official layout (a real
-//!    checkpoint cannot ship with the project; its features here carry no biology).
-//! 3. CCFM and the scDFM baseline (latent stream off) trained briefly with `configs/demo.toml`.
-//! 4. Both predict the held-out doubles; both are evaluated with cell-eval's metrics next to
-//!    the control, mean, additive and noise-ceiling baselines; one page compares them all
-//!    (`OUT/report.html`, by seen group and interaction type), each model keeps its own too.
+//! 1. Per preset, synthetic data with known interaction types (`ccfm synth --preset norman`:
+//!    CRISPRa gene pairs; `--preset combosciplex`: drug pairs at doses) and a small scGPT model
+//!    directory with **random** weights in the official layout (a real checkpoint cannot ship
+//!    with the project; its features here carry no biology).
+//! 2. CCFM and the scDFM baseline (latent stream off) trained with `configs/demo.toml` on each
+//!    preset, several models at once (one thread each, [`DemoOptions::jobs`]); each predicts the
+//!    held-out doubles and is evaluated with cell-eval's metrics next to the control, mean,
+//!    additive and noise-ceiling baselines.
+//! 3. Per preset one page compares them all (`OUT/PRESET/report.html`, by seen group and
+//!    interaction type, with the guard rails of [`ccfm_eval::guard`]); `OUT/summary.json` holds
+//!    every preset's means.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use ccfm_data::synth::generate;
 use ccfm_data::{Preset, Size, SynthConfig};
-use ccfm_eval::{Comparison, Evaluation, Subset};
+use ccfm_eval::{dependence, Comparison, Dependence, Evaluation, Shortfall, Subset};
 use serde_json::json;
 
 use crate::config::RunConfig;
@@ -32,11 +38,35 @@ const MARKER: &str = "DEMO.txt";
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub out: PathBuf,
+    /// Seeds the synthetic data (and the random scGPT weights).
     pub seed: u64,
-    /// Extra `section.key=value` overrides of the demo config (both models).
+    /// The synthetic datasets, each with its own models and table.
+    pub presets: Vec<Preset>,
+    /// The size of each dataset (`Size::Default` for the demo, `Size::Tiny` in tests).
+    pub size: Size,
+    /// Extra `section.key=value` overrides of the demo config (every model).
     pub overrides: Vec<String>,
     /// Where the co-expression masks are cached (`None`: computed, not cached).
     pub cache_dir: Option<PathBuf>,
+    /// Models trained at once, one thread each (0: one per CPU core). The results do not depend
+    /// on it: each model's random draws come from its own seeds.
+    pub jobs: usize,
+}
+
+/// What `configs/demo.toml` becomes for a preset's data (Norman-like data needs nothing).
+pub fn preset_overrides(preset: Preset) -> &'static [&'static str] {
+    match preset {
+        Preset::Norman => &[],
+        Preset::ComboSciPlex => &["data.schema=combosciplex", "model.perturbation=drug"],
+    }
+}
+
+/// A preset's data in words.
+pub fn preset_title(preset: Preset) -> &'static str {
+    match preset {
+        Preset::Norman => "synthetic Norman-like data (CRISPRa gene pairs)",
+        Preset::ComboSciPlex => "synthetic ComboSciPlex-like data (drug pairs)",
+    }
 }
 
 /// One model's result on the test doubles.
@@ -53,21 +83,36 @@ pub struct DemoRow {
 pub struct InteractionRow {
     pub interaction: String,
     pub doubles: usize,
-    /// (method, mean pearson_delta), in the order of [`DemoSummary::rows`].
+    /// (method, mean pearson_delta), in the order of [`PresetSummary::rows`].
     pub pearson_delta: Vec<(String, Option<f64>)>,
+}
+
+/// One preset's results.
+#[derive(Debug, Clone)]
+pub struct PresetSummary {
+    pub preset: Preset,
+    /// `OUT/PRESET`.
+    pub dir: PathBuf,
+    pub rows: Vec<DemoRow>,
+    /// pearson_delta by interaction type (the synthetic data records the truth).
+    pub by_interaction: Vec<InteractionRow>,
+    /// Per model: does its prediction depend on the perturbation?
+    pub dependence: Vec<(String, Dependence)>,
+    /// Every metric on which a model does not beat `mean` or `control`.
+    pub shortfalls: Vec<Shortfall>,
+    /// `OUT/PRESET/report.html`: both models and the baselines on one page.
+    pub report: PathBuf,
+    /// Each model's own evaluation page.
+    pub reports: Vec<PathBuf>,
+    pub test_conditions: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct DemoSummary {
     pub out: PathBuf,
-    pub rows: Vec<DemoRow>,
-    /// pearson_delta by interaction type (the synthetic data records the truth).
-    pub by_interaction: Vec<InteractionRow>,
-    /// `OUT/report.html`: both models and the baselines on one page.
-    pub report: PathBuf,
-    /// Each model's own evaluation page.
-    pub reports: Vec<PathBuf>,
-    pub test_conditions: usize,
+    pub presets: Vec<PresetSummary>,
+    /// `OUT/summary.json`.
+    pub json: PathBuf,
     pub seconds: f64,
 }
 
@@ -110,31 +155,30 @@ pub struct DemoInputs {
     pub genes: usize,
 }
 
-/// Write synthetic Norman-like data (`dir/data/synthetic_norman.h5ad`) and a random-weight
+/// Write a preset's synthetic data (`dir/data/synthetic_PRESET.h5ad`) and a random-weight
 /// scGPT directory over its genes (`dir/scgpt_random`).
 pub fn write_inputs<B: burn::tensor::backend::Backend>(
     dir: &Path,
-    size: Size,
+    synth: &SynthConfig,
     scgpt_args: &serde_json::Value,
-    seed: u64,
     device: &B::Device,
 ) -> Result<DemoInputs, TrainError> {
-    let data = dir.join("data").join("synthetic_norman.h5ad");
+    let data = dir
+        .join("data")
+        .join(format!("synthetic_{}.h5ad", synth.preset));
     let parent = data.parent().expect("has a parent");
     std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
-    let synth = generate(&SynthConfig {
-        preset: Preset::Norman,
-        size,
-        seed,
-    });
-    synth.write(&data)?;
-    let genes: Vec<String> = synth.var.index.clone();
+    let written = generate(synth);
+    written.write(&data)?;
+    let genes: Vec<String> = written.var.index.clone();
     let scgpt_dir = dir.join("scgpt_random");
-    ccfm_scgpt::checkpoint::write_random_dir::<B>(&scgpt_dir, &genes, scgpt_args, seed, device)?;
+    ccfm_scgpt::checkpoint::write_random_dir::<B>(
+        &scgpt_dir, &genes, scgpt_args, synth.seed, device,
+    )?;
     Ok(DemoInputs {
         data,
         scgpt_dir,
-        cells: synth.obs.len(),
+        cells: written.obs.len(),
         genes: genes.len(),
     })
 }
@@ -248,81 +292,314 @@ pub fn format_interactions(rows: &[InteractionRow]) -> String {
     out
 }
 
+/// One model of the demo: a preset's data, with or without the latent stream.
+struct Job {
+    preset: Preset,
+    /// `ccfm` or `scdfm`.
+    name: &'static str,
+    config: RunConfig,
+    /// `OUT/PRESET`.
+    dir: PathBuf,
+}
+
+/// The models, the longest first (CCFM): `ccfm` then `scdfm` for each preset.
+fn plan_jobs(
+    opts: &DemoOptions,
+    out: &Path,
+    inputs: &[(Preset, DemoInputs)],
+) -> Result<Vec<Job>, TrainError> {
+    let mut jobs = Vec::new();
+    for (name, latent) in [("ccfm", true), ("scdfm", false)] {
+        for (preset, input) in inputs {
+            let config = demo_config(*preset, Some(input), latent, &opts.overrides)?;
+            jobs.push(Job {
+                preset: *preset,
+                name,
+                config,
+                dir: out.join(preset.to_string()),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// `configs/demo.toml` for a preset (its data and scGPT paths when written), the latent stream
+/// on or off, then the user's overrides.
+fn demo_config(
+    preset: Preset,
+    inputs: Option<&DemoInputs>,
+    latent: bool,
+    user: &[String],
+) -> Result<RunConfig, TrainError> {
+    let (data, scgpt) = match inputs {
+        Some(i) => (
+            i.data.display().to_string(),
+            i.scgpt_dir.display().to_string(),
+        ),
+        None => (
+            format!("data/synthetic_{preset}.h5ad"),
+            "scgpt_random".into(),
+        ),
+    };
+    let mut o = vec![
+        format!("data.path={data}"),
+        format!("latent.scgpt_dir={scgpt}"),
+    ];
+    o.extend(preset_overrides(preset).iter().map(|s| s.to_string()));
+    o.push(format!("latent.enabled={latent}"));
+    o.extend(user.iter().cloned());
+    RunConfig::parse(DEMO_CONFIG, "configs/demo.toml", &o)
+}
+
+/// Train, predict and evaluate one job into its preset's directory.
+fn run_job<B: AutodiffBackend>(
+    job: &Job,
+    opts: &DemoOptions,
+    device: &B::Device,
+    say: &mut dyn FnMut(String),
+) -> Result<EvaluatedRun, TrainError> {
+    let pipe = Pipeline {
+        out: &job.dir,
+        seed: opts.seed,
+        cache_dir: opts.cache_dir.as_deref(),
+    };
+    say(format!(
+        "training {} ({} steps), then predicting and evaluating",
+        if job.config.latent.enabled {
+            "CCFM (scGPT latent stream)"
+        } else {
+            "the scDFM baseline (latent stream off)"
+        },
+        job.config.train.steps
+    ));
+    Ok(train_predict_evaluate::<B>(&job.config, job.name, &pipe, device, say)?.evaluated)
+}
+
+/// Run `jobs` on `workers` threads; each line a job says starts with `[PRESET NAME]`. After
+/// the first failure no new job starts; the first failed job's error (in job order) is
+/// returned.
+fn run_jobs<B: AutodiffBackend>(
+    jobs: &[Job],
+    workers: usize,
+    opts: &DemoOptions,
+    device: &B::Device,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<Vec<EvaluatedRun>, TrainError> {
+    let say = Mutex::new(say);
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let results: Vec<Mutex<Option<Result<EvaluatedRun, TrainError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, jobs.len().max(1)) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { break };
+                    let mut line = |l: String| {
+                        let mut say = say.lock().unwrap_or_else(|e| e.into_inner());
+                        (*say)(format!("    [{} {}] {l}", job.preset, job.name))
+                    };
+                    let r = run_job::<B>(job, opts, device, &mut line);
+                    failed.fetch_or(r.is_err(), Ordering::SeqCst);
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    let mut done = Vec::new();
+    for r in results {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(r) => done.push(r?),
+            None => break,
+        }
+    }
+    if done.len() < jobs.len() {
+        return Err(TrainError::Request(
+            "a demo job stopped before the others finished".into(),
+        ));
+    }
+    Ok(done)
+}
+
+/// How many jobs run at once: `jobs`, or one per CPU core when 0.
+fn workers(jobs: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// The guard rails as text: one dependence line per model, then a WARNING line per shortfall.
+pub fn format_guard_rails(dependence: &[(String, Dependence)], shortfalls: &[Shortfall]) -> String {
+    let mut s = String::from("does the prediction depend on the perturbation?\n");
+    for (model, d) in dependence {
+        s.push_str(&format!("  {model}: {}\n", d.line()));
+    }
+    for f in shortfalls {
+        s.push_str(&format!("WARNING: {f}\n"));
+    }
+    s
+}
+
+/// One preset's text report: its table, pearson_delta by interaction type, the guard rails,
+/// a WARNING line per metric where a model does not beat `mean` or `control`, and the pages.
+pub fn format_preset(p: &PresetSummary) -> String {
+    let mut s = format!(
+        "\nHeld-out doubles of the {} ({} conditions), mean over conditions:\n{}",
+        preset_title(p.preset),
+        p.test_conditions,
+        format_table(&p.rows)
+    );
+    if !p.by_interaction.is_empty() {
+        s.push_str("pearson_delta by interaction type of the held-out doubles:\n");
+        s.push_str(&format_interactions(&p.by_interaction));
+    }
+    s.push_str(&format_guard_rails(&p.dependence, &p.shortfalls));
+    s.push_str(&format!(
+        "report (all methods on one page): {}\n",
+        p.report.display()
+    ));
+    for r in &p.reports {
+        s.push_str(&format!("per-model evaluation: {}\n", r.display()));
+    }
+    s
+}
+
 /// Run the demo.
 pub fn run_demo<B: AutodiffBackend>(
     opts: &DemoOptions,
     device: &B::Device,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<DemoSummary, TrainError> {
     let started = Instant::now();
-    let out = &opts.out;
+    if opts.presets.is_empty() {
+        return Err(TrainError::Request(
+            "the demo needs at least one preset".into(),
+        ));
+    }
     // Check the config (and overrides) before touching the output directory.
-    let mut overrides = vec![
-        "data.path=data/synthetic_norman.h5ad".to_string(),
-        "latent.scgpt_dir=scgpt_random".to_string(),
-    ];
-    overrides.extend(opts.overrides.iter().cloned());
-    RunConfig::parse(DEMO_CONFIG, "configs/demo.toml", &overrides)?;
+    for &preset in &opts.presets {
+        demo_config(preset, None, true, &opts.overrides)?;
+    }
+    let out = &opts.out;
     prepare_out(out)?;
     let out = &std::fs::canonicalize(out).map_err(|e| TrainError::io(out, e))?;
 
-    say("1/3 synthetic Norman-like data, and a scGPT model directory with RANDOM weights (no download; its features carry no biology)".into());
-    let inputs =
-        write_inputs::<B::InnerBackend>(out, Size::Default, &demo_scgpt_args(), opts.seed, device)?;
-    let (data_path, scgpt_dir) = (inputs.data, inputs.scgpt_dir);
-    say(format!(
-        "    {} cells x {} genes -> {}",
-        inputs.cells,
-        inputs.genes,
-        data_path.display()
-    ));
-    say(format!(
-        "    {} (args.json, vocab.json, best_model.safetensors)",
-        scgpt_dir.display()
-    ));
-
-    let mut common = vec![
-        format!("data.path={}", data_path.display()),
-        format!("latent.scgpt_dir={}", scgpt_dir.display()),
-    ];
-    common.extend(opts.overrides.iter().cloned());
-    let mut evaluated = Vec::new();
-    for (i, (name, latent)) in [("ccfm", true), ("scdfm", false)].into_iter().enumerate() {
-        let mut o = common.clone();
-        o.push(format!("latent.enabled={latent}"));
-        let cfg = RunConfig::parse(DEMO_CONFIG, "configs/demo.toml", &o)?;
-        say(format!(
-            "{}/3 training {} ({} steps), then predicting and evaluating",
-            2 + i,
-            if latent {
-                "CCFM (scGPT latent stream)"
-            } else {
-                "the scDFM baseline (latent stream off)"
-            },
-            cfg.train.steps,
-        ));
-        let pipe = Pipeline {
-            out,
+    say("1/3 synthetic data with known interaction types, and a scGPT model directory with RANDOM weights per preset (no download; its features carry no biology)".into());
+    let mut inputs = Vec::new();
+    for &preset in &opts.presets {
+        let synth = SynthConfig {
+            preset,
+            size: opts.size,
             seed: opts.seed,
-            cache_dir: opts.cache_dir.as_deref(),
         };
-        evaluated.push(train_predict_evaluate::<B>(&cfg, name, &pipe, device, say)?.evaluated);
+        let dir = out.join(preset.to_string());
+        let i = write_inputs::<B::InnerBackend>(&dir, &synth, &demo_scgpt_args(), device)?;
+        say(format!(
+            "    {}: {} cells x {} genes -> {}",
+            preset_title(preset),
+            i.cells,
+            i.genes,
+            i.data.display()
+        ));
+        inputs.push((preset, i));
     }
-    let cmp = comparison(
-        "CCFM demo: held-out doubles of the synthetic Norman-like data",
-        &evaluated,
-    )?;
-    let (report, _) = write_comparison(&cmp, out)?;
-    let rows = method_rows(&evaluated);
+    let jobs = plan_jobs(opts, out, &inputs)?;
+    let workers = workers(opts.jobs).min(jobs.len());
+    say(format!(
+        "2/3 training, predicting and evaluating {} models, {workers} at a time (each line names its preset and model)",
+        jobs.len()
+    ));
+    let runs = run_jobs::<B>(&jobs, workers, opts, device, say)?;
+    say("3/3 one comparison page per preset".into());
+    let mut by_preset: Vec<Vec<EvaluatedRun>> = opts.presets.iter().map(|_| Vec::new()).collect();
+    for (job, run) in jobs.iter().zip(runs) {
+        let k = opts.presets.iter().position(|&p| p == job.preset);
+        by_preset[k.expect("a job of a preset")].push(run);
+    }
+    let mut presets = Vec::new();
+    for (&preset, runs) in opts.presets.iter().zip(&by_preset) {
+        presets.push(preset_summary(preset, &out.join(preset.to_string()), runs)?);
+    }
+    let json = out.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary_json(&presets, opts.seed)).expect("JSON");
+    ccfm_data::fs::write_atomic(&json, text.as_bytes())?;
     Ok(DemoSummary {
         out: out.clone(),
-        by_interaction: by_interaction(&cmp, &rows),
-        rows,
-        report,
-        reports: evaluated.iter().map(|r| r.report.clone()).collect(),
-        test_conditions: evaluated[0].predict.conditions.len(),
+        presets,
+        json,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A preset's comparison page (`dir/report.html`, `dir/comparison.json`) and its figures.
+fn preset_summary(
+    preset: Preset,
+    dir: &Path,
+    runs: &[EvaluatedRun],
+) -> Result<PresetSummary, TrainError> {
+    let title = format!(
+        "CCFM demo: held-out doubles of the {}",
+        preset_title(preset)
+    );
+    let cmp = comparison(&title, runs)?;
+    let (report, _) = write_comparison(&cmp, dir)?;
+    let rows = method_rows(runs);
+    Ok(PresetSummary {
+        preset,
+        dir: dir.to_path_buf(),
+        by_interaction: by_interaction(&cmp, &rows),
+        shortfalls: cmp.shortfalls(),
+        dependence: runs
+            .iter()
+            .map(|r| (r.name.clone(), dependence(&r.evaluation.deltas)))
+            .collect(),
+        rows,
+        report,
+        reports: runs.iter().map(|r| r.report.clone()).collect(),
+        test_conditions: runs[0].predict.conditions.len(),
+    })
+}
+
+/// `OUT/summary.json`: per preset, per method the means over the held-out doubles and
+/// pearson_delta by interaction type; per model the guard rails; the shortfalls.
+pub fn summary_json(presets: &[PresetSummary], seed: u64) -> serde_json::Value {
+    let num = |v: Option<f64>| {
+        v.filter(|x| x.is_finite())
+            .map_or(json!(null), |x| json!(x))
+    };
+    let mut all = serde_json::Map::new();
+    for p in presets {
+        let mut methods = serde_json::Map::new();
+        for (k, r) in p.rows.iter().enumerate() {
+            let mut by = serde_json::Map::new();
+            for i in &p.by_interaction {
+                by.insert(i.interaction.clone(), num(i.pearson_delta[k].1));
+            }
+            methods.insert(
+                r.method.clone(),
+                json!({"pearson_delta": num(r.pearson_delta), "mse": num(r.mse),
+                    "discrimination_score_l1": num(r.discrimination_l1), "by_interaction": by}),
+            );
+        }
+        let guard: serde_json::Map<String, serde_json::Value> = p
+            .dependence
+            .iter()
+            .map(|(m, d)| {
+                let v = json!({"cross_condition_correlation": num(d.cross_corr_pred),
+                    "cross_condition_correlation_real": num(d.cross_corr_real),
+                    "effect_spread": num(d.spread_ratio), "own_nearest": num(d.own_nearest)});
+                (m.clone(), v)
+            })
+            .collect();
+        let shortfalls: Vec<String> = p.shortfalls.iter().map(|f| f.to_string()).collect();
+        all.insert(
+            p.preset.to_string(),
+            json!({"test_conditions": p.test_conditions, "methods": methods,
+                "guard_rails": guard, "shortfalls": shortfalls}),
+        );
+    }
+    json!({"seed": seed, "presets": all})
 }
 
 /// The models' rows, then the baselines' (the first run's: the same for runs that share their

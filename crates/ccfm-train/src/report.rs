@@ -35,6 +35,10 @@ pub struct ReportSummary {
     /// `OUT/comparison.json`: the page's means, per method and subset.
     pub json: PathBuf,
     pub runs: Vec<EvaluatedRun>,
+    /// Per run: does its prediction depend on the perturbation?
+    pub dependence: Vec<(String, ccfm_eval::Dependence)>,
+    /// Every metric on which a run does not beat `mean` or `control`.
+    pub shortfalls: Vec<ccfm_eval::Shortfall>,
 }
 
 /// Training cells (training conditions and controls) over the prediction genes, for the
@@ -287,10 +291,19 @@ pub fn report_runs<B: AutodiffBackend>(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (report, json) = write_comparison(&comparison(&title, &done)?, out)?;
+    let cmp = comparison(&title, &done)?;
+    let (report, json) = write_comparison(&cmp, out)?;
+    let shortfalls = cmp.shortfalls();
+    let dependence = done
+        .iter()
+        .map(|r| (r.name.clone(), ccfm_eval::dependence(&r.evaluation.deltas)))
+        .collect();
+    drop(cmp);
     Ok(ReportSummary {
         report,
         json,
         runs: done,
+        dependence,
+        shortfalls,
     })
 }

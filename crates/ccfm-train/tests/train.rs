@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
-use ccfm_data::Size;
+use ccfm_data::{Preset, Size, SynthConfig};
 use ccfm_train::config::PerturbationChoice;
 use ccfm_train::demo::write_inputs;
 use ccfm_train::{
@@ -27,12 +27,16 @@ fn tmp(name: &str) -> PathBuf {
 
 /// A tiny configuration: seconds per run on 2 cores.
 fn tiny_config(dir: &Path, latent: bool, extra: &[&str]) -> RunConfig {
+    let synth = SynthConfig {
+        preset: Preset::Norman,
+        size: Size::Tiny,
+        seed: 3,
+    };
     let inputs = write_inputs::<Flex>(
         dir,
-        Size::Tiny,
+        &synth,
         &json!({"embsize": 16, "nheads": 2, "d_hid": 16, "nlayers": 1, "n_layers_cls": 1,
                 "dropout": 0.0, "pad_token": "<pad>", "pad_value": -2}),
-        3,
         &Default::default(),
     )
     .unwrap();

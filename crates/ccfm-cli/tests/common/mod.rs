@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
 use burn::backend::Flex;
-use ccfm_data::Size;
+use ccfm_data::{Preset, Size, SynthConfig};
 use ccfm_testkit::{fork_lock, run_child};
 use ccfm_train::demo::write_inputs;
 use serde_json::json;
@@ -39,12 +39,16 @@ pub fn tmp(name: &str) -> PathBuf {
 /// A tiny scDFM config file over synthetic data written into `dir`.
 pub fn tiny_config(dir: &Path, steps: usize) -> PathBuf {
     let _turn = fork_lock();
+    let synth = SynthConfig {
+        preset: Preset::Norman,
+        size: Size::Tiny,
+        seed: 5,
+    };
     let inputs = write_inputs::<Flex>(
         dir,
-        Size::Tiny,
+        &synth,
         &json!({"embsize": 16, "nheads": 2, "d_hid": 16, "nlayers": 1, "n_layers_cls": 1,
                 "dropout": 0.0, "pad_token": "<pad>", "pad_value": -2}),
-        5,
         &Default::default(),
     )
     .unwrap();
