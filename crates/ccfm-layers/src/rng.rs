@@ -3,8 +3,8 @@
 //! Burn's backends keep one random stream per process (`Backend::seed` replaces it for every
 //! thread), so two threads that seed and draw at the same time would interleave their draws and
 //! neither result could be reproduced. Every section that seeds the stream and then draws from
-//! it (initialising a model, a training step's noise and forward pass, a generation's starting
-//! noise) holds the guard of [`seeded`] from the seed to its last draw: the draws of a section
+//! it (initialising a model, a training step's noise, a forward pass with dropout, a
+//! generation's starting noise) holds the guard of [`seeded`] from the seed to its last draw: the draws of a section
 //! then depend only on its own seed, whatever else the process runs (`ccfm demo` trains several
 //! models at once). Work that draws nothing (a backward pass, integrating an ODE from noise
 //! drawn beforehand) runs outside it.

@@ -598,10 +598,12 @@ impl<B: AutodiffBackend> Trainer<B> {
             condition,
         } = batch;
         let parts = {
-            // What the forward draws (dropout masks) is this step's, and this rank's, own.
+            // What the forward draws (dropout masks; nothing without dropout, and then the
+            // stream is left to other threads) is this step's, and this rank's, own.
             let salt = RANK_SALT.wrapping_mul(self.sync.rank() as u64 + 1);
             let seed = step_seed(self.config.train.seed ^ salt, step);
-            let _draws = ccfm_layers::rng::seeded::<B>(&self.device, seed);
+            let _draws = (self.config.model.dropout > 0.0)
+                .then(|| ccfm_layers::rng::seeded::<B>(&self.device, seed));
             self.denoiser
                 .train_step_with(&self.model, &self.mask, batch, noise)?
         };
