@@ -513,7 +513,7 @@ fn the_shipped_configs_parse_and_hold_the_reference_settings() {
         (128, 48, 1000)
     );
     let demo = RunConfig::parse(ccfm_train::demo::DEMO_CONFIG, "demo", &paths).unwrap();
-    assert!(demo.train.steps < 1000 && demo.model.d_model == 32);
+    assert!(demo.train.steps <= 3000 && demo.model.d_model == 32);
 }
 
 /// Rewrite the newest checkpoint of `run` as an earlier version wrote it: the model (and EMA)
