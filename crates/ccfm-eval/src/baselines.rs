@@ -22,6 +22,10 @@ use ccfm_data::Condition;
 
 use crate::pair::{mean_rows, CellSet, EvalError, EvalPair};
 
+/// The names of the baselines an evaluation adds next to a model (`additive` only when the
+/// perturbations are combinations of measured singles, `ceiling` only with enough real cells).
+pub const BASELINE_NAMES: [&str; 4] = ["control", "mean", "additive", "ceiling"];
+
 /// Canonical name of a label (`A+ctrl` and `ctrl+A` are `A`; `ctrl` is `control`).
 pub fn canonical(label: &str) -> String {
     Condition::parse(label).name()

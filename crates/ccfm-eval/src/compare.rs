@@ -71,6 +71,17 @@ impl<'a> Comparison<'a> {
         let Some(first) = models.first() else {
             return Err(EvalError::Comparison("no model given".into()));
         };
+        for (i, m) in models.iter().enumerate() {
+            let taken = models[..i].iter().any(|o| o.name == m.name)
+                || first.eval.baselines.iter().any(|(n, _)| *n == m.name);
+            if taken {
+                return Err(EvalError::Comparison(format!(
+                    "two methods would be called `{}` (a model named as another model or a \
+                     baseline); give the runs distinct names that are not a baseline's",
+                    m.name
+                )));
+            }
+        }
         for m in &models[1..] {
             if m.eval.model.perts != first.eval.model.perts {
                 return Err(EvalError::Comparison(format!(

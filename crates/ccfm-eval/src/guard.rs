@@ -85,7 +85,8 @@ fn own_nearest(pred: &[Vec<f64>], real: &[Vec<f64>]) -> f64 {
 }
 
 /// The figures from `(condition, real effect, predicted effect)` rows (an [`Evaluation`]'s
-/// `deltas`); every figure is `None` with fewer than two conditions.
+/// `deltas`); every figure is `None` with fewer than two conditions, rows of different widths
+/// or a value that is not finite.
 ///
 /// [`Evaluation`]: crate::Evaluation
 pub fn dependence(deltas: &[(String, Vec<f32>, Vec<f32>)]) -> Dependence {
@@ -98,7 +99,11 @@ pub fn dependence(deltas: &[(String, Vec<f32>, Vec<f32>)]) -> Dependence {
         spread_ratio: None,
         own_nearest: None,
     };
-    if deltas.len() < 2 || real[0].is_empty() {
+    let genes = real.first().map_or(0, Vec::len);
+    let same_width = real.iter().chain(&pred).all(|r| r.len() == genes);
+    let finite = real.iter().chain(&pred).flatten().all(|x| x.is_finite());
+    // Figures of rows of different widths or with a NaN / inf would be meaningless.
+    if deltas.len() < 2 || genes == 0 || !same_width || !finite {
         return none;
     }
     let real_spread = mean_spread(&real);
@@ -232,6 +237,21 @@ mod tests {
         assert_eq!(dependence(&rows(&real, &pred)).own_nearest, Some(0.5));
         let one = dependence(&rows(&real[..1], &pred[..1]));
         assert_eq!((one.conditions, one.own_nearest), (1, None));
+    }
+
+    #[test]
+    fn ragged_or_non_finite_rows_give_no_figures() {
+        let mut ragged = rows(&[[1.0, 0.0, 0.0]; 2], &[[0.5, 0.0, 0.0], [0.0, 1.0, 0.0]]);
+        ragged[1].2.pop();
+        let mut nan = rows(&[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], &[[0.5, 0.2, 0.0]; 2]);
+        nan[0].2[1] = f32::NAN;
+        for d in [dependence(&ragged), dependence(&nan)] {
+            assert_eq!(d.conditions, 2);
+            assert_eq!(
+                (d.cross_corr_pred, d.spread_ratio, d.own_nearest),
+                (None, None, None)
+            );
+        }
     }
 
     #[test]

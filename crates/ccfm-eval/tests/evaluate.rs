@@ -284,7 +284,7 @@ fn a_comparison_puts_every_model_and_baseline_on_one_page() {
         assert!(html.contains(needle), "{needle}");
     }
     assert!(
-        cmp.shortfalls().iter().all(|f| f.model == "flat"),
+        !cmp.shortfalls().is_empty() && cmp.shortfalls().iter().all(|f| f.model == "flat"),
         "{:?}",
         cmp.shortfalls()
     );
@@ -307,5 +307,17 @@ fn a_comparison_puts_every_model_and_baseline_on_one_page() {
     .unwrap()
     .to_string();
     assert!(err.contains("different perturbations"), "{err}");
+    // A model named like a baseline (or like another model) would be confused with it.
+    for names in [["mean", "exact"], ["near", "near"]] {
+        let err = Comparison::new(
+            "x",
+            vec![model(names[0], &near), model(names[1], &exact)],
+            Default::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("two methods would be called"), "{err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

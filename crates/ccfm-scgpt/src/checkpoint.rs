@@ -161,8 +161,12 @@ pub fn write_random_dir<B: Backend>(
         .map(|(i, t)| (t.to_string(), serde_json::Value::from(i)))
         .collect();
     let encoder = {
+        // Burn draws a parameter's initial values when it is first read: `materialize` reads
+        // them all while the stream is held, so nothing else draws between the seed and them.
         let _draws = ccfm_layers::rng::seeded::<B>(device, seed);
-        ScgptEncoderConfig::from_args(&parsed, tokens.len()).init::<B>(device)
+        ccfm_layers::materialize(
+            ScgptEncoderConfig::from_args(&parsed, tokens.len()).init::<B>(device),
+        )
     };
     let weights = dir.join("best_model.safetensors");
     let mut store = SafetensorsStore::from_file(&weights).with_to_adapter(BurnToPyTorchAdapter);

@@ -43,8 +43,8 @@ pub struct Generator<'a, B: Backend> {
     pub seed: u64,
 }
 
-/// The seed of one generation batch: a condition's cells do not depend on which other
-/// conditions are generated with it, nor on what else the process draws meanwhile.
+/// The seed of one generation batch's noise: it does not depend on which other conditions
+/// are generated with it, nor on what else the process draws meanwhile.
 pub fn batch_seed(seed: u64, condition: &str, first_cell: usize) -> u64 {
     // FNV-1a over the name, then SplitMix64's finaliser over the three.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -86,7 +86,8 @@ impl<B: Backend> Generator<'_, B> {
             let mut draws = Some(ccfm_layers::rng::seeded::<B>(self.device, seed));
             let noise = self.denoiser.draw_generation_noise(self.model, &control);
             if !B::ad_enabled(self.device) {
-                // Without dropout the integration draws nothing: release the stream.
+                // On the inner backend (no autodiff: dropout is off) the integration draws
+                // nothing, so the stream is released; with `inference_dropout` it stays held.
                 draws = None;
             }
             let input = GenerationInput {

@@ -236,7 +236,8 @@ pub fn write_comparison(
     Ok((html, json))
 }
 
-/// Table names for the runs: each directory's name, made unique with `-2`, `-3`, ...
+/// Table names for the runs: each directory's name, made unique with `-2`, `-3`, ... (a
+/// baseline's name counts as taken: a run directory called `mean` is shown as `mean-2`).
 pub fn run_names(runs: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in runs {
@@ -247,7 +248,10 @@ pub fn run_names(runs: &[PathBuf]) -> Vec<String> {
             .map_or("run".to_string(), |n| n.to_string_lossy().to_string());
         let mut name = base.clone();
         let mut k = 2;
-        while names.contains(&name) {
+        let taken = |n: &String, names: &[String]| {
+            names.contains(n) || ccfm_eval::baselines::BASELINE_NAMES.contains(&n.as_str())
+        };
+        while taken(&name, &names) {
             name = format!("{base}-{k}");
             k += 1;
         }
@@ -306,4 +310,19 @@ pub fn report_runs<B: AutodiffBackend>(
         dependence,
         shortfalls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_names;
+    use std::path::PathBuf;
+
+    #[test]
+    fn run_names_are_unique_and_never_a_baseline_name() {
+        let runs: Vec<PathBuf> = ["a/mine", "b/mine", "c/mean", "d/ceiling"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(run_names(&runs), ["mine", "mine-2", "mean-2", "ceiling-2"]);
+    }
 }
