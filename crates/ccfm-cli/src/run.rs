@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ccfm_data::{Preset, Size};
+use ccfm_data::Size;
 use ccfm_train::demo::{run_demo, DemoOptions};
 use ccfm_train::distributed::GradSync;
 use ccfm_train::{
@@ -224,10 +224,9 @@ pub fn predict(a: &PredictArgs, device: Option<usize>) -> CliResult {
 pub fn demo(a: &DemoArgs, device: Option<usize>) -> CliResult {
     let device = backend::device(device)?;
     eprintln!("ccfm demo {} -> {}", backend::version(), a.out.display());
-    let presets = match a.preset {
-        Some(p) => vec![p],
-        None => vec![Preset::Norman, Preset::ComboSciPlex],
-    };
+    let presets = a
+        .preset
+        .map_or(ccfm_train::demo::PRESETS.to_vec(), |p| vec![p]);
     let mut say = say;
     let s = run_demo::<SelectedAutodiff>(
         &DemoOptions {

@@ -53,6 +53,9 @@ pub struct DemoOptions {
     pub jobs: usize,
 }
 
+/// The presets `ccfm demo` runs when none is named.
+pub const PRESETS: [Preset; 2] = [Preset::Norman, Preset::ComboSciPlex];
+
 /// What `configs/demo.toml` becomes for a preset's data (Norman-like data needs nothing).
 pub fn preset_overrides(preset: Preset) -> &'static [&'static str] {
     match preset {
@@ -394,7 +397,17 @@ impl Queue<'_> {
                 let mut say = self.say.lock().unwrap_or_else(|e| e.into_inner());
                 (*say)(format!("    [{} {}] {l}", job.preset, job.name))
             };
-            let r = run_job::<B>(job, opts, device, &mut line);
+            // A panic (a bug) ends this job with an error, so the others stop and the demo
+            // returns it instead of unwinding through the thread scope.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_job::<B>(job, opts, device, &mut line)
+            }))
+            .unwrap_or_else(|_| {
+                Err(TrainError::Request(format!(
+                    "the {} {} job panicked (a bug; its message is above)",
+                    job.preset, job.name
+                )))
+            });
             self.failed.fetch_or(r.is_err(), Ordering::SeqCst);
             *self.results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         }
@@ -420,7 +433,7 @@ fn run_jobs<B: AutodiffBackend>(
     };
     let workers = workers.clamp(1, jobs.len().max(1));
     // Each worker computes on its own share of the cores: with one pool for all, the kernels of
-    // two jobs wait on each other's work (docs/training.md: 4.9 vs 8.2 steps/s per CCFM model).
+    // two jobs wait on each other's work (docs/training.md: 4.9 vs 8.1-8.2 steps/s per CCFM model).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = (cores / workers).max(1);
     std::thread::scope(|scope| {
@@ -493,6 +506,38 @@ pub fn format_preset(p: &PresetSummary) -> String {
     s
 }
 
+/// Refuse options the demo cannot run, before it touches the output directory: no preset or
+/// one given twice (both would write `OUT/PRESET`), an override of `latent.enabled` (the demo
+/// trains one model with the latent stream and one without), a config that does not parse.
+fn check_options(opts: &DemoOptions) -> Result<(), TrainError> {
+    if opts.presets.is_empty() {
+        return Err(TrainError::Request(
+            "the demo needs at least one preset".into(),
+        ));
+    }
+    for (i, p) in opts.presets.iter().enumerate() {
+        if opts.presets[..i].contains(p) {
+            return Err(TrainError::Request(format!(
+                "preset `{p}` is given twice; give each preset once"
+            )));
+        }
+    }
+    if let Some(o) = opts
+        .overrides
+        .iter()
+        .find(|o| o.split('=').next().map(str::trim) == Some("latent.enabled"))
+    {
+        return Err(TrainError::Request(format!(
+            "--set {o}: the demo trains CCFM (latent.enabled=true) and scDFM \
+             (latent.enabled=false) itself; use `ccfm train` for one of them"
+        )));
+    }
+    for &preset in &opts.presets {
+        demo_config(preset, None, true, &opts.overrides)?;
+    }
+    Ok(())
+}
+
 /// Run the demo.
 pub fn run_demo<B: AutodiffBackend>(
     opts: &DemoOptions,
@@ -500,15 +545,7 @@ pub fn run_demo<B: AutodiffBackend>(
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<DemoSummary, TrainError> {
     let started = Instant::now();
-    if opts.presets.is_empty() {
-        return Err(TrainError::Request(
-            "the demo needs at least one preset".into(),
-        ));
-    }
-    // Check the config (and overrides) before touching the output directory.
-    for &preset in &opts.presets {
-        demo_config(preset, None, true, &opts.overrides)?;
-    }
+    check_options(opts)?;
     let out = &opts.out;
     prepare_out(out)?;
     let out = &std::fs::canonicalize(out).map_err(|e| TrainError::io(out, e))?;
@@ -585,7 +622,7 @@ fn preset_summary(
         rows,
         report,
         reports: runs.iter().map(|r| r.report.clone()).collect(),
-        test_conditions: runs[0].predict.conditions.len(),
+        test_conditions: runs.first().map_or(0, |r| r.predict.conditions.len()),
     })
 }
 
