@@ -192,6 +192,14 @@ impl<'a> Comparison<'a> {
         serde_json::Value::Object(out)
     }
 
+    /// Per model: does its prediction depend on the perturbation? ([`dependence`])
+    pub fn dependence(&self) -> Vec<(String, Dependence)> {
+        self.models
+            .iter()
+            .map(|m| (m.name.clone(), dependence(&m.eval.deltas)))
+            .collect()
+    }
+
     /// Every metric on which a model does not beat `mean` or `control` over all perturbations.
     pub fn shortfalls(&self) -> Vec<Shortfall> {
         let names: Vec<String> = self.models.iter().map(|m| m.name.clone()).collect();
@@ -293,12 +301,7 @@ impl<'a> Comparison<'a> {
         }
         s.push_str("</ul>");
         s.push_str(&shortfall_html(&self.shortfalls()));
-        let rows: Vec<(String, Dependence)> = self
-            .models
-            .iter()
-            .map(|m| (m.name.clone(), dependence(&m.eval.deltas)))
-            .collect();
-        s.push_str(&dependence_html(&rows));
+        s.push_str(&dependence_html(&self.dependence()));
     }
 
     fn table(&self, s: &mut String, subset: &Subset) {

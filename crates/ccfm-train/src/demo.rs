@@ -20,7 +20,7 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use ccfm_data::synth::generate;
 use ccfm_data::{Preset, Size, SynthConfig};
-use ccfm_eval::{dependence, Comparison, Dependence, Evaluation, Shortfall, Subset};
+use ccfm_eval::{Comparison, Dependence, Evaluation, Shortfall, Subset};
 use serde_json::json;
 
 use crate::config::RunConfig;
@@ -615,10 +615,7 @@ fn preset_summary(
         dir: dir.to_path_buf(),
         by_interaction: by_interaction(&cmp, &rows),
         shortfalls: cmp.shortfalls(),
-        dependence: runs
-            .iter()
-            .map(|r| (r.name.clone(), dependence(&r.evaluation.deltas)))
-            .collect(),
+        dependence: cmp.dependence(),
         rows,
         report,
         reports: runs.iter().map(|r| r.report.clone()).collect(),

@@ -297,11 +297,7 @@ pub fn report_runs<B: AutodiffBackend>(
     );
     let cmp = comparison(&title, &done)?;
     let (report, json) = write_comparison(&cmp, out)?;
-    let shortfalls = cmp.shortfalls();
-    let dependence = done
-        .iter()
-        .map(|r| (r.name.clone(), ccfm_eval::dependence(&r.evaluation.deltas)))
-        .collect();
+    let (shortfalls, dependence) = (cmp.shortfalls(), cmp.dependence());
     drop(cmp);
     Ok(ReportSummary {
         report,
