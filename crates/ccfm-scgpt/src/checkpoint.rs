@@ -118,8 +118,14 @@ impl<B: Backend> ScgptModel<B> {
                 Err(e)
             }
         })?;
-        let mut encoder = ScgptEncoderConfig::from_args(&args, vocab.len()).init::<B>(device);
-        let report = load_weights(&mut encoder, &weights)?;
+        let (encoder, report) = {
+            // Whatever the init and the load draw comes from the backend's one random stream:
+            // hold it, so that another thread's seeded section is not shifted by these draws.
+            let _draws = ccfm_layers::rng::seeded::<B>(device, 0);
+            let mut encoder = ScgptEncoderConfig::from_args(&args, vocab.len()).init::<B>(device);
+            let report = load_weights(&mut encoder, &weights)?;
+            (encoder, report)
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             args,

@@ -152,8 +152,15 @@ pub fn load_model<B: Backend>(
     state.check_model(&expected, &dir)?;
     let ema = use_ema && state.has_ema;
     let file = if ema { "ema.bin" } else { "model.bin" };
+    let fresh = {
+        // The initial values are replaced by the checkpoint's, but drawing them takes from the
+        // backend's one random stream: hold it, so that a seeded section of another thread
+        // (`ccfm demo` trains while it predicts) is not shifted by these draws.
+        let _draws = ccfm_layers::rng::seeded::<B>(device, 0);
+        cfg.init::<B>(device)
+    };
     let model = load_model_weights(
-        cfg.init::<B>(device),
+        fresh,
         RunDir::read_file(&dir, file, &state)?,
         &state,
         device,
